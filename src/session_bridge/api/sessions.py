@@ -1,0 +1,212 @@
+"""`GET /api/v1/sessions` and `GET /api/v1/sessions/{id}` in the shape of seed 002.
+
+Keyset pagination: the opaque cursor holds the (start_time, session id) of the
+row a page ended (or began) at, so pages stay stable while sessions arrive.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from session_bridge.api.errors import bad_parameter
+from session_bridge.rollup.rollup import NANO_USD, client_of, geo_of, stamped_value
+from session_bridge.store.base import SessionQuery, SessionRow, Store
+from session_bridge.timefmt import iso_from_ns, ns_from_datetime
+
+
+class Client(BaseModel):
+    ip: str | None = None
+    user_agent: str | None = None
+    device_type: str | None = None
+    os: str | None = None
+    browser: str | None = None
+    browser_version: str | None = None
+
+
+class Geo(BaseModel):
+    country_code: str | None = None
+    country_name: str | None = None
+    region: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    timezone: str | None = None
+
+
+class GenAiUsage(BaseModel):
+    request_count: int
+    total_input_tokens: int
+    total_output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    reasoning_output_tokens: int
+    models_used: list[str]
+    providers_used: list[str]
+    estimated_cost_usd: float | None = Field(
+        description="Sum of the priced LLM calls; null when none could be priced"
+    )
+    unpriced_request_count: int = Field(description="LLM calls whose cost is unknown")
+
+
+class Session(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    session_id: str = Field(alias="session.id")
+    user_id: str | None = Field(default=None, alias="user.id")
+    start_time: str
+    end_time: str
+    duration_ms: int
+    trace_count: int
+    span_count: int
+    error_count: int
+    services: list[str]
+    environment: str | None = None
+    state: Literal["active", "ended"]
+    client: Client
+    geo: Geo
+    genai_usage: GenAiUsage
+
+
+class SessionPage(BaseModel):
+    items: list[Session]
+    has_more: bool
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def session_view(row: SessionRow, now_ns: int, inactivity_timeout_ns: int) -> Session:
+    r = row.rollup
+    start = r.start_ns or 0
+    end = r.end_ns or start
+    client = client_of(r)
+    geo = geo_of(r)
+    priced = r.request_count - r.unpriced_count
+    return Session(
+        session_id=row.session_id,
+        user_id=stamped_value(r.user_id),
+        start_time=iso_from_ns(start),
+        end_time=iso_from_ns(end),
+        duration_ms=(end - start) // 1_000_000,
+        trace_count=r.trace_count,
+        span_count=r.span_count,
+        error_count=r.error_count,
+        services=sorted(r.services),
+        environment=stamped_value(r.environment),
+        state="active" if now_ns - end < inactivity_timeout_ns else "ended",
+        client=Client(**_fields(client)),
+        geo=Geo(**_fields(geo)),
+        genai_usage=GenAiUsage(
+            request_count=r.request_count,
+            total_input_tokens=r.input_tokens,
+            total_output_tokens=r.output_tokens,
+            cache_read_input_tokens=r.cache_read_tokens,
+            cache_creation_input_tokens=r.cache_creation_tokens,
+            reasoning_output_tokens=r.reasoning_tokens,
+            models_used=sorted(r.models),
+            providers_used=sorted(r.providers),
+            estimated_cost_usd=r.cost_nano_usd / NANO_USD if priced > 0 else None,
+            unpriced_request_count=r.unpriced_count,
+        ),
+    )
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    return {name: getattr(value, name) for name in value.__slots__}
+
+
+def encode_cursor(direction: str, row: SessionRow) -> str:
+    raw = json.dumps([direction, row.rollup.start_ns or 0, row.session_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, tuple[int, str]]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        direction, start, session_id = json.loads(raw)
+        if (
+            direction not in ("n", "p")
+            or not isinstance(start, int)
+            or not isinstance(session_id, str)
+        ):
+            raise ValueError("bad cursor fields")
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise bad_parameter("cursor", "not a cursor returned by this API") from exc
+    return direction, (start, session_id)
+
+
+def sessions_router(store: Store, project_id: str, inactivity_timeout_s: float) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["sessions"])
+    timeout_ns = int(inactivity_timeout_s * 1e9)
+
+    @router.get("/sessions", response_model=SessionPage, response_model_by_alias=True)
+    def list_sessions(
+        user_id: Annotated[
+            str | None,
+            Query(alias="user.id", min_length=1, max_length=256, description="User ID filter"),
+        ] = None,
+        is_active: Annotated[bool | None, Query(description="Is active filter")] = None,
+        start_time: Annotated[
+            datetime | None, Query(description="Sessions that started at or after this time")
+        ] = None,
+        end_time: Annotated[
+            datetime | None, Query(description="Sessions that ended at or before this time")
+        ] = None,
+        page_size: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 50,
+        cursor: Annotated[str | None, Query(description="Cursor from a previous page")] = None,
+    ) -> SessionPage:
+        now = time.time_ns()
+        query = SessionQuery(project_id=project_id, page_size=page_size + 1, user_id=user_id)
+        if is_active is True:
+            query.active_since_ns = now - timeout_ns
+        elif is_active is False:
+            query.inactive_before_ns = now - timeout_ns
+        if start_time is not None:
+            query.start_from_ns = ns_from_datetime(start_time)
+        if end_time is not None:
+            query.end_until_ns = ns_from_datetime(end_time)
+        direction = None
+        if cursor is not None:
+            direction, key = decode_cursor(cursor)
+            if direction == "n":
+                query.after = key
+            else:
+                query.before = key
+        rows = store.list_sessions(query)
+        more = len(rows) > page_size
+        if direction == "p":
+            rows = rows[-page_size:] if more else rows  # the extra row is the oldest-first overflow
+            has_more = True
+            prev = encode_cursor("p", rows[0]) if more and rows else None
+        else:
+            rows = rows[:page_size]
+            has_more = more
+            prev = encode_cursor("p", rows[0]) if direction == "n" and rows else None
+        return SessionPage(
+            items=[session_view(row, now, timeout_ns) for row in rows],
+            has_more=has_more,
+            next_cursor=encode_cursor("n", rows[-1]) if has_more and rows else None,
+            prev_cursor=prev,
+        )
+
+    @router.get(
+        "/sessions/{session_id}",
+        response_model=Session,
+        response_model_by_alias=True,
+        responses={404: {"description": "Unknown session"}},
+    )
+    def get_session(session_id: str) -> Session:
+        row = store.get_session(project_id, session_id)
+        if row is None:
+            raise HTTPException(404, f"session {session_id!r} not found")
+        return session_view(row, time.time_ns(), timeout_ns)
+
+    return router

@@ -1,0 +1,112 @@
+"""`session-bridge run | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from session_bridge import __version__, logs
+from session_bridge.config import BridgeConfig, ConfigError, load, split_endpoint
+from session_bridge.server import Bridge
+
+log = logging.getLogger("session_bridge")
+
+
+def _endpoint(value: str) -> str:
+    try:
+        split_endpoint(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="session-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bridge")
+    run.add_argument("--config", type=Path, help="YAML configuration file (default: built-in)")
+    run.add_argument("--data-dir", help="where the SQLite database lives")
+    run.add_argument("--grpc", type=_endpoint, metavar="HOST:PORT", help="OTLP/gRPC listen address")
+    run.add_argument("--http", type=_endpoint, metavar="HOST:PORT", help="OTLP/HTTP + API address")
+    run.add_argument("--log-format", choices=("text", "json"))
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _apply_flags(config: BridgeConfig, args: argparse.Namespace) -> None:
+    if args.data_dir:
+        config.storage.data_dir = args.data_dir
+    if args.grpc:
+        config.receivers.otlp.protocols.grpc.endpoint = args.grpc
+    if args.http:
+        config.receivers.otlp.protocols.http.endpoint = args.http
+    if args.log_format:
+        config.log.format = args.log_format
+    if args.log_level:
+        config.log.level = args.log_level
+
+
+async def _serve(bridge: Bridge) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    endpoints = await bridge.start()
+    lines = [
+        f"otel-session-bridge {__version__} is running",
+        f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}",
+        f"  OTLP/HTTP     {endpoints.http}/v1/traces",
+        f"  Sessions API  {endpoints.http}/api/v1/sessions",
+        f"  Data          {bridge.data_dir} (SQLite)",
+        f"  Point an SDK at it:  {endpoints.otlp_http_env}",
+    ]
+    print("\n".join(lines), flush=True)
+    log.info(
+        "bridge started",
+        extra={"grpc": endpoints.grpc, "http": endpoints.http, "data_dir": str(bridge.data_dir)},
+    )
+    await stop.wait()
+    log.info("shutting down")
+    await bridge.stop()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        try:
+            load(args.file)
+        except ConfigError as exc:
+            print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        print(f"{args.file}: ok")
+        return 0
+
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    _apply_flags(config, args)
+    logs.configure(config.log.format, config.log.level)
+    try:
+        asyncio.run(_serve(Bridge(config)))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Which kind of agent event a span is: the rules, in one place.
+
+The rules are evaluated top to bottom and the first match wins (see
+`shared/reference/agent-sessions.md` §3). They read the operation keys of the
+OpenTelemetry GenAI conventions, OpenInference, OpenLLMetry, Langfuse and the
+Vercel AI SDK. A span that errored and matches nothing else is an `error`
+event; `SpanRecord.is_error` flags errors of every kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from session_bridge.mapping.aliases import Field
+from session_bridge.model import EventType
+
+_HANDOFF_OPERATIONS = frozenset({"agent_handoff", "handoff"})
+_GUARDRAIL_OPERATIONS = frozenset({"guardrail_check", "guardrail"})
+_LLM_OPERATIONS = frozenset(
+    {"chat", "text_completion", "generate_content", "completion", "generate", "embeddings"}
+)
+_TOOL_OPERATIONS = frozenset({"execute_tool"})
+_DECISION_OPERATIONS = frozenset({"plan", "route", "decision"})
+_STATE_OPERATIONS = frozenset(
+    {"create_memory", "update_memory", "upsert_memory", "delete_memory", "search_memory"}
+)
+_AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow"})
+_VERCEL_LLM_OPERATIONS = frozenset(
+    {
+        "ai.generateText.doGenerate",
+        "ai.streamText.doStream",
+        "ai.generateObject.doGenerate",
+        "ai.streamObject.doStream",
+        "ai.embed.doEmbed",
+        "ai.embedMany.doEmbed",
+    }
+)
+_OPENINFERENCE_KINDS = {
+    "LLM": EventType.LLM_CALL,
+    "EMBEDDING": EventType.LLM_CALL,
+    "TOOL": EventType.TOOL_CALL,
+    "GUARDRAIL": EventType.GUARDRAIL_EVAL,
+}
+_LANGFUSE_TYPES = {
+    "generation": EventType.LLM_CALL,
+    "embedding": EventType.LLM_CALL,
+    "tool": EventType.TOOL_CALL,
+    "guardrail": EventType.GUARDRAIL_EVAL,
+}
+_AGENT_KINDS = frozenset({"agent", "workflow", "chain"})
+
+
+def classify(
+    found: Mapping[Field, object], *, name: str, is_root: bool, is_error: bool
+) -> EventType:
+    """The event type of one span, from the attributes the mapper found."""
+    op = _lower(found.get(Field.OPERATION))
+    oi_kind = _upper(found.get(Field.OPENINFERENCE_KIND))
+    tl_kind = _lower(found.get(Field.TRACELOOP_KIND))
+    lf_type = _lower(found.get(Field.LANGFUSE_TYPE))
+
+    if (
+        op in _HANDOFF_OPERATIONS
+        or tl_kind == "handoff"
+        or Field.HANDOFF_TARGET in found
+        or (oi_kind == "TOOL" and name.lower().startswith("handoff to "))
+    ):
+        return EventType.HANDOFF
+    if op in _GUARDRAIL_OPERATIONS or Field.GUARDRAIL_NAME in found:
+        return EventType.GUARDRAIL_EVAL
+    if op in _LLM_OPERATIONS:
+        return EventType.LLM_CALL
+    if op in _TOOL_OPERATIONS:
+        return EventType.TOOL_CALL
+    if op in _DECISION_OPERATIONS:
+        return EventType.DECISION
+    if op in _STATE_OPERATIONS or Field.STATE_KEY in found:
+        return EventType.STATE_CHANGE
+    by_kind = _OPENINFERENCE_KINDS.get(oi_kind) or _LANGFUSE_TYPES.get(lf_type)
+    if by_kind is not None:
+        return by_kind
+    if found.get(Field.VERCEL_OPERATION) in _VERCEL_LLM_OPERATIONS:
+        return EventType.LLM_CALL
+    if _lower(found.get(Field.LLM_REQUEST_TYPE)) in {"chat", "completion", "embedding"}:
+        return EventType.LLM_CALL
+    if tl_kind == "tool" or Field.TOOL_NAME in found:
+        return EventType.TOOL_CALL
+    is_agent = (
+        op in _AGENT_OPERATIONS
+        or tl_kind in _AGENT_KINDS
+        or oi_kind in {"AGENT", "CHAIN"}
+        or lf_type in _AGENT_KINDS
+    )
+    if is_agent and is_root and not is_error:
+        return EventType.RESPONSE  # the root agent/workflow span carries the turn's answer
+    if is_error:
+        return EventType.ERROR
+    return EventType.SPAN
+
+
+def _lower(value: object) -> str:
+    return value.lower() if isinstance(value, str) else ""
+
+
+def _upper(value: object) -> str:
+    return value.upper() if isinstance(value, str) else ""

@@ -1,0 +1,282 @@
+"""Span -> `SpanRecord`: read the attributes named in the alias table, once.
+
+Attribute extraction, not protobuf parsing, dominates per-span cost, so each
+attribute is looked up by key first and its value is only decoded when the key
+matters and outranks what was already found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from session_bridge.mapping.aliases import KEY_LOOKUP, RESOURCE_RANK_OFFSET, Field
+from session_bridge.mapping.events import classify
+from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanRecord
+
+_STATUS_ERROR = 2
+_MAX_ERRORS_REPORTED = 5
+_GEO_FIELDS = (
+    Field.GEO_COUNTRY_CODE,
+    Field.GEO_COUNTRY_NAME,
+    Field.GEO_REGION,
+    Field.GEO_CITY,
+    Field.GEO_POSTAL_CODE,
+    Field.GEO_TIMEZONE,
+)
+_TOKEN_FIELDS = (
+    Field.INPUT_TOKENS,
+    Field.OUTPUT_TOKENS,
+    Field.CACHE_READ_TOKENS,
+    Field.CACHE_CREATION_TOKENS,
+    Field.REASONING_TOKENS,
+    Field.USAGE_DETAILS,
+)
+
+Found = dict[Field, tuple[int, Any]]
+
+
+@dataclass(slots=True)
+class MappedRequest:
+    """The records of one export request, and what was rejected from it."""
+
+    records: list[SpanRecord] = field(default_factory=list)
+    resources: dict[bytes, bytes] = field(default_factory=dict)  # resource_key -> Resource bytes
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, message: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < _MAX_ERRORS_REPORTED:
+            self.errors.append(message)
+
+    @property
+    def error_message(self) -> str:
+        if not self.rejected:
+            return ""
+        more = self.rejected - len(self.errors)
+        suffix = f" (and {more} more)" if more > 0 else ""
+        return "; ".join(self.errors) + suffix
+
+
+def any_value(value: AnyValue) -> Any:
+    """The Python value of an OTLP `AnyValue`."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        return value.double_value
+    if which == "bool_value":
+        return value.bool_value
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    return None
+
+
+def _collect(attributes: Iterable[KeyValue], found: Found, offset: int) -> None:
+    lookup = KEY_LOOKUP
+    for kv in attributes:
+        hit = lookup.get(kv.key)
+        if hit is None:
+            continue
+        fld, rank = hit
+        rank += offset
+        current = found.get(fld)
+        if current is not None and current[0] <= rank:
+            continue
+        value = any_value(kv.value)
+        if value is None or value == "":
+            continue
+        found[fld] = (rank, value)
+
+
+def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -> MappedRequest:
+    """Map every span of an export request; invalid spans are rejected one by one."""
+    out = MappedRequest()
+    now = now_ns if now_ns is not None else time.time_ns()
+    for resource_spans in request.resource_spans:
+        resource = resource_spans.resource
+        resource_found: Found = {}
+        _collect(resource.attributes, resource_found, RESOURCE_RANK_OFFSET)
+        resource_bytes = resource.SerializeToString(deterministic=True)
+        resource_key = hashlib.blake2b(resource_bytes, digest_size=16).digest()
+        out.resources[resource_key] = resource_bytes
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name
+            for span in scope_spans.spans:
+                trace_id = span.trace_id
+                span_id = span.span_id
+                parent = span.parent_span_id
+                if len(trace_id) != 16 or trace_id == b"\0" * 16:
+                    out.reject(f"span {span.name!r}: invalid trace_id ({len(trace_id)} bytes)")
+                    continue
+                if len(span_id) != 8 or span_id == b"\0" * 8:
+                    out.reject(f"span {span.name!r}: invalid span_id ({len(span_id)} bytes)")
+                    continue
+                if parent and len(parent) != 8:
+                    out.reject(f"span {span.name!r}: invalid parent_span_id ({len(parent)} bytes)")
+                    continue
+                found = dict(resource_found)
+                _collect(span.attributes, found, 0)
+                out.records.append(_record(span, found, scope_name, resource_key, now))
+    return out
+
+
+def _record(span: Any, found: Found, scope_name: str, resource_key: bytes, now: int) -> SpanRecord:
+    values = {fld: value for fld, (_, value) in found.items()}
+    parent = span.parent_span_id or None
+    status_code = span.status.code
+    is_error = status_code == _STATUS_ERROR or any(e.name == "exception" for e in span.events)
+    event_type = classify(values, name=span.name, is_root=parent is None, is_error=is_error)
+    if event_type is EventType.SPAN and _looks_like_llm_call(values):
+        event_type = EventType.LLM_CALL
+    start = span.start_time_unix_nano or span.end_time_unix_nano or now
+    end = span.end_time_unix_nano or start
+    llm = _llm_usage(values) if event_type is EventType.LLM_CALL else None
+    return SpanRecord(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=parent,
+        name=span.name,
+        kind=span.kind,
+        start_ns=start,
+        end_ns=end,
+        status_code=status_code,
+        status_message=span.status.message,
+        event_type=event_type,
+        is_error=is_error,
+        service=_text(values.get(Field.SERVICE)),
+        environment=_text(values.get(Field.ENVIRONMENT)),
+        session_id=_text(values.get(Field.SESSION_ID)),
+        user_id=_text(values.get(Field.USER_ID)),
+        client=_client(values),
+        geo=_geo(values),
+        llm=llm,
+        cost_usd=llm.reported_cost_usd if llm is not None else None,
+        scope_name=scope_name,
+        otlp_span=span.SerializeToString(),
+        resource_key=resource_key,
+    )
+
+
+def _looks_like_llm_call(values: dict[Field, Any]) -> bool:
+    # No operation key at all, but a model and token counts: a hand-instrumented LLM call.
+    return Field.MODEL in values and (Field.INPUT_TOKENS in values or Field.OUTPUT_TOKENS in values)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    try:
+        return max(int(float(value)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 and number == number else None  # no negative, no NaN
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def _llm_usage(values: dict[Field, Any]) -> LlmUsage:
+    usage = LlmUsage(
+        provider=_text(values.get(Field.PROVIDER)),
+        model=_text(values.get(Field.MODEL)),
+        input_tokens=_int(values.get(Field.INPUT_TOKENS, 0)),
+        output_tokens=_int(values.get(Field.OUTPUT_TOKENS, 0)),
+        cache_read_tokens=_int(values.get(Field.CACHE_READ_TOKENS, 0)),
+        cache_creation_tokens=_int(values.get(Field.CACHE_CREATION_TOKENS, 0)),
+        reasoning_tokens=_int(values.get(Field.REASONING_TOKENS, 0)),
+    )
+    if Field.USAGE_DETAILS in values and not any(
+        f in values for f in _TOKEN_FIELDS if f is not Field.USAGE_DETAILS
+    ):
+        _apply_langfuse_usage(usage, _json_object(values[Field.USAGE_DETAILS]))
+    cost = _float(values.get(Field.COST))
+    if cost is None and Field.COST_DETAILS in values:
+        cost = _float(_json_object(values[Field.COST_DETAILS]).get("total"))
+    usage.reported_cost_usd = cost
+    return usage
+
+
+def _apply_langfuse_usage(usage: LlmUsage, details: dict[str, Any]) -> None:
+    """Langfuse usage buckets are exclusive; the OTel totals include cache and reasoning."""
+    for key, raw in details.items():
+        count = _int(raw)
+        k = key.lower()
+        if k == "total" or k.endswith("total_tokens"):
+            continue
+        if "cache_read" in k or "cached" in k:
+            usage.cache_read_tokens += count
+            usage.input_tokens += count
+        elif "cache_creation" in k or "cache_write" in k:
+            usage.cache_creation_tokens += count
+            usage.input_tokens += count
+        elif k.startswith(("input", "prompt")):
+            usage.input_tokens += count
+        elif "reasoning" in k:
+            usage.reasoning_tokens += count
+            usage.output_tokens += count
+        elif k.startswith(("output", "completion")):
+            usage.output_tokens += count
+
+
+def _client(values: dict[Field, Any]) -> ClientInfo | None:
+    ip = _text(values.get(Field.CLIENT_IP))
+    user_agent = _text(values.get(Field.USER_AGENT))
+    if ip is None and user_agent is None:
+        return None
+    return ClientInfo(ip=ip, user_agent=user_agent)
+
+
+def _geo(values: dict[Field, Any]) -> GeoInfo | None:
+    if not any(f in values for f in _GEO_FIELDS):
+        return None
+    return GeoInfo(
+        country_code=_text(values.get(Field.GEO_COUNTRY_CODE)),
+        country_name=_text(values.get(Field.GEO_COUNTRY_NAME)),
+        region=_text(values.get(Field.GEO_REGION)),
+        city=_text(values.get(Field.GEO_CITY)),
+        postal_code=_text(values.get(Field.GEO_POSTAL_CODE)),
+        timezone=_text(values.get(Field.GEO_TIMEZONE)),
+    )

@@ -1,0 +1,104 @@
+"""The ingest pipeline every receiver feeds: map -> enrich -> store, then acknowledge.
+
+Mapping runs on the caller's event loop; the store write runs on one dedicated
+writer thread (SQLite releases the GIL while it works, so the two overlap). A
+request is acknowledged only after its transaction has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from session_bridge.mapping.mapper import map_request
+from session_bridge.model import SpanRecord
+from session_bridge.store.base import Store, WriteBatch
+from session_bridge.telemetry import BridgeMetrics
+
+log = logging.getLogger(__name__)
+
+# A step of the enrich stage: completes a record in place (client, geo, cost).
+SpanProcessor = Callable[[SpanRecord], None]
+
+
+@dataclass(slots=True)
+class ExportOutcome:
+    accepted: int
+    rejected: int
+    error_message: str
+
+
+class RetryableError(Exception):
+    """The request was not stored; the client should retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        store: Store,
+        metrics: BridgeMetrics,
+        *,
+        processors: Sequence[SpanProcessor] = (),
+        project_id: str = "default",
+        max_pending_requests: int = 64,
+        retry_after_s: int = 1,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._processors = tuple(processors)
+        self._project_id = project_id
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._max_pending = max_pending_requests
+        self._pending = 0
+        self._retry_after_s = retry_after_s
+
+    async def export(self, request: ExportTraceServiceRequest, transport: str) -> ExportOutcome:
+        """Store the spans of one request; raise `RetryableError` if they were not stored."""
+        mapped = map_request(request)
+        if mapped.rejected:
+            self._metrics.rejected_spans.labels(transport).inc(mapped.rejected)
+        records = mapped.records
+        if not records:
+            return ExportOutcome(0, mapped.rejected, mapped.error_message)
+        if self._pending >= self._max_pending:
+            self._metrics.refused_spans.labels(transport).inc(len(records))
+            raise RetryableError(
+                f"the bridge is busy ({self._pending} requests waiting for the store); retry later",
+                self._retry_after_s,
+            )
+        for process in self._processors:
+            for record in records:
+                process(record)
+        batch = WriteBatch(self._project_id, records, mapped.resources)
+        self._pending += 1
+        started = time.perf_counter()
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._store.write, batch
+            )
+        except Exception as exc:
+            log.exception("store write failed; the client will retry")
+            self._metrics.refused_spans.labels(transport).inc(len(records))
+            raise RetryableError(f"the store could not commit the spans: {exc}", 5) from exc
+        finally:
+            self._pending -= 1
+        self._metrics.store_write_seconds.observe(time.perf_counter() - started)
+        self._metrics.accepted_spans.labels(transport).inc(len(records))
+        if result.duplicates:
+            self._metrics.duplicate_spans.labels(transport).inc(result.duplicates)
+        return ExportOutcome(len(records), mapped.rejected, mapped.error_message)
+
+    def close(self) -> None:
+        """Wait for the write in progress, then stop the writer thread."""
+        self._writer.shutdown(wait=True)

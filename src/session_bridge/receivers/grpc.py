@@ -1,0 +1,91 @@
+"""OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+
+The request is taken as raw bytes and parsed here, so that a malformed message
+gets INVALID_ARGUMENT (grpcio would answer INTERNAL). Messages over the size
+limit are refused by grpcio itself with RESOURCE_EXHAUSTED; gzip-compressed
+calls are decompressed by grpcio.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from session_bridge.pipeline import IngestPipeline, RetryableError
+
+log = logging.getLogger(__name__)
+
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+def _status(code: int, message: str, retry_after_s: int | None = None) -> grpc.Status:
+    status = status_pb2.Status(code=code, message=message)
+    if retry_after_s is not None:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=retry_after_s))
+        )
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
+class TraceReceiver:
+    def __init__(self, pipeline: IngestPipeline) -> None:
+        self._pipeline = pipeline
+
+    async def export(self, body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            await context.abort_with_status(
+                _status(code_pb2.INVALID_ARGUMENT, f"invalid ExportTraceServiceRequest: {exc}")
+            )
+        try:
+            outcome = await self._pipeline.export(request, "grpc")
+        except RetryableError as exc:
+            await context.abort_with_status(
+                _status(code_pb2.UNAVAILABLE, exc.message, exc.retry_after_s)
+            )
+        except Exception:
+            log.exception("failed to process an OTLP/gRPC export")
+            await context.abort_with_status(
+                _status(code_pb2.INTERNAL, "internal error while processing the spans")
+            )
+        response = ExportTraceServiceResponse()
+        if outcome.rejected or outcome.error_message:
+            response.partial_success.rejected_spans = outcome.rejected
+            response.partial_success.error_message = outcome.error_message
+        return bytes(response.SerializeToString())
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            TRACE_SERVICE,
+            {"Export": grpc.unary_unary_rpc_method_handler(self.export)},
+        )
+
+
+def create_server(
+    receiver: TraceReceiver, endpoint: str, max_message_bytes: int
+) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server bound to `endpoint`; returns it and the bound port."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ],
+    )
+    server.add_generic_rpc_handlers((receiver.handler(),))
+    port = server.add_insecure_port(endpoint)
+    if port == 0:
+        raise OSError(f"cannot listen for OTLP/gRPC on {endpoint}")
+    return server, port

@@ -1,0 +1,20 @@
+"""Timestamps: OTLP's Unix nanoseconds <-> ISO-8601 strings (UTC, with offset)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def iso_from_ns(unix_ns: int) -> str:
+    """`2026-04-03T10:00:00.123456Z` (microsecond precision, always UTC)."""
+    seconds, nanos = divmod(unix_ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def ns_from_datetime(moment: datetime) -> int:
+    """Unix nanoseconds; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
