@@ -82,6 +82,7 @@ class IngestPipeline:
                 process(record)
         batch = WriteBatch(self._project_id, records, mapped.resources)
         self._pending += 1
+        self._metrics.pending_requests.set(self._pending)
         started = time.perf_counter()
         try:
             result = await asyncio.get_running_loop().run_in_executor(
@@ -93,6 +94,7 @@ class IngestPipeline:
             raise RetryableError(f"the store could not commit the spans: {exc}", 5) from exc
         finally:
             self._pending -= 1
+            self._metrics.pending_requests.set(self._pending)
         self._metrics.store_write_seconds.observe(time.perf_counter() - started)
         self._metrics.accepted_spans.labels(transport).inc(len(records))
         if result.duplicates:

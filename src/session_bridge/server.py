@@ -61,7 +61,10 @@ def build_app(
     )
     app.include_router(
         sessions_router(
-            store, config.sessions.project_id, float(config.sessions.inactivity_timeout)
+            store,
+            config.sessions.project_id,
+            float(config.sessions.inactivity_timeout),
+            config.api.default_page_size,
         )
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 PREFIX = "session_bridge"
@@ -44,6 +44,11 @@ class BridgeMetrics:
             f"{PREFIX}_receiver_failed_requests",
             "Requests refused before mapping (malformed, too large, wrong type).",
             (*labels, "reason"),
+            registry=self.registry,
+        )
+        self.pending_requests = Gauge(
+            f"{PREFIX}_receiver_pending_requests",
+            "Export requests mapped and waiting for the store to commit them.",
             registry=self.registry,
         )
         self.store_write_seconds = Histogram(

@@ -143,7 +143,9 @@ def decode_cursor(cursor: str) -> tuple[str, tuple[int, str]]:
     return direction, (start, session_id)
 
 
-def sessions_router(store: Store, project_id: str, inactivity_timeout_s: float) -> APIRouter:
+def sessions_router(
+    store: Store, project_id: str, inactivity_timeout_s: float, default_page_size: int
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["sessions"])
     timeout_ns = int(inactivity_timeout_s * 1e9)
 
@@ -160,7 +162,9 @@ def sessions_router(store: Store, project_id: str, inactivity_timeout_s: float) 
         end_time: Annotated[
             datetime | None, Query(description="Sessions that ended at or before this time")
         ] = None,
-        page_size: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 50,
+        page_size: Annotated[
+            int, Query(ge=1, le=1000, description="Page size")
+        ] = default_page_size,
         cursor: Annotated[str | None, Query(description="Cursor from a previous page")] = None,
     ) -> SessionPage:
         now = time.time_ns()
@@ -172,7 +176,8 @@ def sessions_router(store: Store, project_id: str, inactivity_timeout_s: float) 
         if start_time is not None:
             query.start_from_ns = ns_from_datetime(start_time)
         if end_time is not None:
-            query.end_until_ns = ns_from_datetime(end_time)
+            # times are given to the microsecond; include the whole of that microsecond
+            query.end_until_ns = ns_from_datetime(end_time) + 999
         direction = None
         if cursor is not None:
             direction, key = decode_cursor(cursor)

@@ -79,7 +79,8 @@ def classify(
     by_kind = _OPENINFERENCE_KINDS.get(oi_kind) or _LANGFUSE_TYPES.get(lf_type)
     if by_kind is not None:
         return by_kind
-    if found.get(Field.VERCEL_OPERATION) in _VERCEL_LLM_OPERATIONS:
+    vercel_op = found.get(Field.VERCEL_OPERATION)
+    if vercel_op in _VERCEL_LLM_OPERATIONS:
         return EventType.LLM_CALL
     if _lower(found.get(Field.LLM_REQUEST_TYPE)) in {"chat", "completion", "embedding"}:
         return EventType.LLM_CALL
@@ -90,12 +91,18 @@ def classify(
         or tl_kind in _AGENT_KINDS
         or oi_kind in {"AGENT", "CHAIN"}
         or lf_type in _AGENT_KINDS
+        or isinstance(vercel_op, str)  # ai.generateText & co. wrap the doGenerate call
     )
-    if is_agent and is_root and not is_error:
-        return EventType.RESPONSE  # the root agent/workflow span carries the turn's answer
-    if is_error:
-        return EventType.ERROR
-    return EventType.SPAN
+    if is_agent:
+        # agent/workflow spans often repeat their children's usage: never an LLM call
+        return EventType.RESPONSE if is_root and not is_error else _plain(is_error)
+    if Field.MODEL in found and (Field.INPUT_TOKENS in found or Field.OUTPUT_TOKENS in found):
+        return EventType.LLM_CALL  # no operation key, but a model and tokens: a bare LLM call
+    return _plain(is_error)
+
+
+def _plain(is_error: bool) -> EventType:
+    return EventType.ERROR if is_error else EventType.SPAN
 
 
 def _lower(value: object) -> str:

@@ -141,8 +141,6 @@ def _record(span: Any, found: Found, scope_name: str, resource_key: bytes, now: 
     status_code = span.status.code
     is_error = status_code == _STATUS_ERROR or any(e.name == "exception" for e in span.events)
     event_type = classify(values, name=span.name, is_root=parent is None, is_error=is_error)
-    if event_type is EventType.SPAN and _looks_like_llm_call(values):
-        event_type = EventType.LLM_CALL
     start = span.start_time_unix_nano or span.end_time_unix_nano or now
     end = span.end_time_unix_nano or start
     llm = _llm_usage(values) if event_type is EventType.LLM_CALL else None
@@ -170,11 +168,6 @@ def _record(span: Any, found: Found, scope_name: str, resource_key: bytes, now: 
         otlp_span=span.SerializeToString(),
         resource_key=resource_key,
     )
-
-
-def _looks_like_llm_call(values: dict[Field, Any]) -> bool:
-    # No operation key at all, but a model and token counts: a hand-instrumented LLM call.
-    return Field.MODEL in values and (Field.INPUT_TOKENS in values or Field.OUTPUT_TOKENS in values)
 
 
 def _text(value: Any) -> str | None:

@@ -54,11 +54,11 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
         return body
     try:
         if coding == "gzip":
-            return _inflate(zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), body, limit)
+            return _inflate(zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), body, limit, coding)
         if coding == "deflate":
             # "deflate" means zlib-wrapped data, but some clients send raw deflate.
             wbits = zlib.MAX_WBITS if _looks_like_zlib(body) else -zlib.MAX_WBITS
-            return _inflate(zlib.decompressobj(wbits=wbits), body, limit)
+            return _inflate(zlib.decompressobj(wbits=wbits), body, limit, coding)
         if coding == "zstd":
             return _unzstd(body, limit)
     except (zlib.error, zstandard.ZstdError, EOFError) as exc:
@@ -73,12 +73,12 @@ def _looks_like_zlib(body: bytes) -> bool:
     return len(body) >= 2 and (body[0] & 0x0F) == 8 and ((body[0] << 8) | body[1]) % 31 == 0
 
 
-def _inflate(decoder: Any, body: bytes, limit: int) -> bytes:
+def _inflate(decoder: Any, body: bytes, limit: int, coding: str) -> bytes:
     out = decoder.decompress(body, limit + 1)
     if len(out) > limit or decoder.unconsumed_tail:
         raise _too_large(limit)
     if not decoder.eof:
-        raise DecodeFailure(400, "compressed body is truncated")
+        raise DecodeFailure(400, f"cannot decompress {coding} body: it is truncated")
     return bytes(out)
 
 

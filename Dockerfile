@@ -1,0 +1,24 @@
+# otel-session-bridge: OTLP/gRPC on 4317, OTLP/HTTP + sessions API on 4318.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY config ./config
+RUN pip install . \
+ && useradd --system --uid 10001 --home-dir /var/lib/session-bridge --create-home bridge
+
+USER bridge
+VOLUME ["/var/lib/session-bridge"]
+EXPOSE 4317 4318
+
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:4318/readyz', timeout=2).status == 200 else 1)"
+
+# Listen on all interfaces inside the container; pass --config to use a file
+# (see config/bridge.yaml for every option).
+ENTRYPOINT ["session-bridge", "run", "--grpc", "0.0.0.0:4317", "--http", "0.0.0.0:4318", "--data-dir", "/var/lib/session-bridge"]

@@ -1,0 +1,128 @@
+"""The rollup merge is commutative and associative; trace binding is order-independent."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from session_bridge.model import ClientInfo, EventType, LlmUsage, SpanRecord
+from session_bridge.rollup.binding import TraceState, plan_rollups
+from session_bridge.rollup.rollup import Rollup, from_span, merge
+
+texts = st.sampled_from(["a", "b", "c", "d"])
+stamped = st.none() | st.tuples(st.integers(0, 5), texts)
+maybe_int = st.none() | st.integers(0, 10**6)
+
+rollups = st.builds(
+    Rollup,
+    start_ns=maybe_int,
+    end_ns=maybe_int,
+    trace_count=st.integers(0, 5),
+    span_count=st.integers(0, 50),
+    error_count=st.integers(0, 5),
+    services=st.frozensets(texts),
+    user_id=stamped,
+    environment=stamped,
+    client=stamped,
+    geo=stamped,
+    request_count=st.integers(0, 9),
+    input_tokens=st.integers(0, 10**6),
+    output_tokens=st.integers(0, 10**6),
+    cost_nano_usd=st.integers(0, 10**9),
+    unpriced_count=st.integers(0, 3),
+    models=st.frozensets(texts),
+    providers=st.frozensets(texts),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rollups, rollups)
+def test_merge_is_commutative(a: Rollup, b: Rollup) -> None:
+    assert merge(a, b) == merge(b, a)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rollups, rollups, rollups)
+def test_merge_is_associative(a: Rollup, b: Rollup, c: Rollup) -> None:
+    assert merge(merge(a, b), c) == merge(a, merge(b, c))
+
+
+@given(rollups)
+def test_empty_rollup_is_identity(a: Rollup) -> None:
+    assert merge(a, Rollup()) == a
+
+
+def _span(
+    trace: int, span: int, start: int, session: str | None = None, **kw: object
+) -> SpanRecord:
+    return SpanRecord(
+        trace_id=trace.to_bytes(16, "big"),
+        span_id=span.to_bytes(8, "big"),
+        parent_span_id=None,
+        name=f"s{span}",
+        kind=1,
+        start_ns=start,
+        end_ns=start + 10,
+        status_code=0,
+        status_message="",
+        event_type=EventType.SPAN,
+        is_error=False,
+        session_id=session,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_earliest_client_and_user_win() -> None:
+    late = _span(1, 1, 500, "s", user_id="late-user", client=ClientInfo(ip="10.0.0.2"))
+    early = _span(1, 2, 100, None, user_id="early-user", client=ClientInfo(ip="10.0.0.1"))
+    rollup = merge(from_span(late), from_span(early))
+    assert rollup.user_id == (100, "early-user")
+    assert rollup.client is not None and "10.0.0.1" in rollup.client[1]
+    assert rollup.start_ns == 100 and rollup.end_ns == 510
+
+
+def test_llm_cost_and_unpriced_calls() -> None:
+    priced = _span(1, 1, 0, llm=LlmUsage(model="m", input_tokens=3), cost_usd=0.25)
+    unpriced = _span(1, 2, 0, llm=LlmUsage(model="m", output_tokens=4))
+    rollup = merge(from_span(priced), from_span(unpriced))
+    assert rollup.request_count == 2
+    assert rollup.cost_nano_usd == 250_000_000
+    assert rollup.unpriced_count == 1
+    assert (rollup.input_tokens, rollup.output_tokens) == (3, 4)
+
+
+def _apply_in_order(batches: list[list[SpanRecord]]) -> dict[str, Rollup]:
+    """Feed batches through plan_rollups the way a single-writer store does."""
+    traces: dict[bytes, TraceState] = {}
+    sessions: dict[str, Rollup] = {}
+    for batch in batches:
+        plan = plan_rollups(batch, traces)
+        traces.update(plan.traces)
+        for sid, delta in plan.sessions.items():
+            sessions[sid] = merge(sessions.get(sid, Rollup()), delta)
+    return sessions
+
+
+def test_binding_is_independent_of_arrival_order() -> None:
+    spans = [
+        _span(1, 1, 10),
+        _span(1, 2, 20, "s1", user_id="u"),
+        _span(1, 3, 30),
+        _span(2, 4, 40),
+        _span(2, 5, 50, "s1"),
+        _span(3, 6, 60, "s2"),
+        _span(4, 7, 70),  # never named: in no session
+    ]
+    expected = _apply_in_order([spans])
+    assert set(expected) == {"s1", "s2"}
+    assert expected["s1"].trace_count == 2 and expected["s1"].span_count == 5
+    rng = random.Random(7)
+    for _ in range(200):
+        order = spans[:]
+        rng.shuffle(order)
+        cuts = sorted(rng.sample(range(1, len(order)), rng.randint(0, len(order) - 1)))
+        batches = [order[i:j] for i, j in itertools.pairwise([0, *cuts, len(order)])]
+        assert _apply_in_order(batches) == expected
