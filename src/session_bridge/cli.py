@@ -69,6 +69,8 @@ async def _serve(bridge: Bridge) -> None:
         f"  Data          {bridge.data_dir} (SQLite)",
         f"  Point an SDK at it:  {endpoints.otlp_http_env}",
     ]
+    if bridge.enricher is not None:
+        lines[-1:-1] = [f"  Enrich        {line}" for line in bridge.enricher.describe()]
     print("\n".join(lines), flush=True)
     log.info(
         "bridge started",

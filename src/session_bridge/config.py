@@ -10,6 +10,7 @@ Collector allows.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import typing
@@ -89,6 +90,55 @@ class ApiConfig:
 
 
 @dataclass
+class UserAgentConfig:
+    enabled: bool = True
+
+
+@dataclass
+class GeoIpConfig:
+    databases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClientAddressConfig:
+    from_request: bool = False
+    trusted_proxies: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CostConfig:
+    enabled: bool = True
+
+
+@dataclass
+class EnrichConfig:
+    user_agent: UserAgentConfig = field(default_factory=UserAgentConfig)
+    geoip: GeoIpConfig = field(default_factory=GeoIpConfig)
+    client_address: ClientAddressConfig = field(default_factory=ClientAddressConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+
+
+@dataclass
+class ModelPriceConfig:
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+
+
+@dataclass
+class PricingConfig:
+    models: dict[str, ModelPriceConfig] = field(default_factory=dict)
+
+
+@dataclass
+class PrivacyConfig:
+    pseudonymize_user_id: bool = False
+    user_id_key: str = ""
+    client_ip: str = "keep"
+
+
+@dataclass
 class LogConfig:
     format: str = "text"
     level: str = "info"
@@ -100,6 +150,9 @@ class BridgeConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -107,6 +160,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "storage.sqlite.synchronous": ("full", "normal", "extra"),
     "log.format": ("text", "json"),
     "log.level": ("debug", "info", "warning", "error"),
+    "privacy.client_ip": ("keep", "truncate", "drop"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "receivers.otlp.max_request_body_size": (1024, 1024**3),
@@ -117,6 +171,7 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 _ENDPOINTS = {"receivers.otlp.protocols.grpc.endpoint", "receivers.otlp.protocols.http.endpoint"}
 
+_OPTIONAL_FLOAT = float | None
 _ENV_PATTERN = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -166,6 +221,8 @@ def parse(text: str, source: str = "<config>") -> BridgeConfig:
         document = {}
     problems: list[str] = []
     config = _build(BridgeConfig, document, "", problems)
+    if isinstance(config, BridgeConfig):
+        _check_relations(config, problems)
     if problems:
         raise ConfigError(problems)
     assert isinstance(config, BridgeConfig)
@@ -210,6 +267,27 @@ def _convert(hint: Any, raw: Any, path: str, problems: list[str]) -> Any:
             value = raw
         else:
             problems.append(f"{path}: expected true or false, got {raw!r}")
+    elif hint in (float, _OPTIONAL_FLOAT):
+        if raw is None and hint == _OPTIONAL_FLOAT:
+            return None
+        if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0:
+            value = float(raw)
+        else:
+            problems.append(f"{path}: expected a number >= 0, got {raw!r}")
+    elif hint == list[str]:
+        if isinstance(raw, list) and all(isinstance(item, str) and item for item in raw):
+            value = list(raw)
+        else:
+            problems.append(f"{path}: expected a list of strings, got {raw!r}")
+    elif typing.get_origin(hint) is dict:
+        item_type = typing.get_args(hint)[1]
+        if isinstance(raw, dict):
+            value = {
+                str(key): _build(item_type, item, f"{path}.{key}.", problems)
+                for key, item in raw.items()
+            }
+        else:
+            problems.append(f"{path}: expected a mapping, got {_kind(raw)}")
     elif hint is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
@@ -245,6 +323,27 @@ def _check(path: str, value: Any, problems: list[str]) -> Any:
             problems.append(f"{path}: {exc}")
             return None
     return value
+
+
+def _check_relations(config: BridgeConfig, problems: list[str]) -> None:
+    privacy = config.privacy
+    if privacy.pseudonymize_user_id and len(privacy.user_id_key.encode()) < 16:
+        problems.append(
+            "privacy.user_id_key: must be at least 16 bytes when privacy.pseudonymize_user_id"
+            " is true (use ${env:VAR} to keep it out of the file)"
+        )
+    for index, network in enumerate(config.enrich.client_address.trusted_proxies):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            problems.append(
+                f"enrich.client_address.trusted_proxies[{index}]: not an IP network: {network!r}"
+            )
+    for model, price in config.pricing.models.items():
+        if not model.strip():
+            problems.append("pricing.models: a model name is empty")
+        if price.input_per_mtok == 0 and price.output_per_mtok == 0:
+            problems.append(f"pricing.models.{model}: set input_per_mtok and/or output_per_mtok")
 
 
 def _duration(raw: Any) -> Duration | None:

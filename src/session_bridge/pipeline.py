@@ -10,21 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from session_bridge.enrich.stage import Enricher, RequestInfo
 from session_bridge.mapping.mapper import map_request
-from session_bridge.model import SpanRecord
 from session_bridge.store.base import Store, WriteBatch
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
-# A step of the enrich stage: completes a record in place (client, geo, cost).
-SpanProcessor = Callable[[SpanRecord], None]
+NO_REQUEST_INFO = RequestInfo()
 
 
 @dataclass(slots=True)
@@ -49,21 +47,26 @@ class IngestPipeline:
         store: Store,
         metrics: BridgeMetrics,
         *,
-        processors: Sequence[SpanProcessor] = (),
+        enricher: Enricher | None = None,
         project_id: str = "default",
         max_pending_requests: int = 64,
         retry_after_s: int = 1,
     ) -> None:
         self._store = store
         self._metrics = metrics
-        self._processors = tuple(processors)
+        self._enricher = enricher
         self._project_id = project_id
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._max_pending = max_pending_requests
         self._pending = 0
         self._retry_after_s = retry_after_s
 
-    async def export(self, request: ExportTraceServiceRequest, transport: str) -> ExportOutcome:
+    async def export(
+        self,
+        request: ExportTraceServiceRequest,
+        transport: str,
+        request_info: RequestInfo = NO_REQUEST_INFO,
+    ) -> ExportOutcome:
         """Store the spans of one request; raise `RetryableError` if they were not stored."""
         mapped = map_request(request)
         if mapped.rejected:
@@ -77,9 +80,8 @@ class IngestPipeline:
                 f"the bridge is busy ({self._pending} requests waiting for the store); retry later",
                 self._retry_after_s,
             )
-        for process in self._processors:
-            for record in records:
-                process(record)
+        if self._enricher is not None:
+            self._enricher.enrich(records, request_info)
         batch = WriteBatch(self._project_id, records, mapped.resources)
         self._pending += 1
         self._metrics.pending_requests.set(self._pending)

@@ -19,6 +19,8 @@ from session_bridge import __version__
 from session_bridge.api.errors import install_error_handlers
 from session_bridge.api.sessions import sessions_router
 from session_bridge.config import BridgeConfig, split_endpoint
+from session_bridge.enrich.client_address import ClientAddressResolver
+from session_bridge.enrich.stage import Enricher
 from session_bridge.pipeline import IngestPipeline
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
@@ -48,7 +50,11 @@ class Endpoints:
 
 
 def build_app(
-    config: BridgeConfig, store: Store, pipeline: IngestPipeline, metrics: BridgeMetrics
+    config: BridgeConfig,
+    store: Store,
+    pipeline: IngestPipeline,
+    metrics: BridgeMetrics,
+    addresses: ClientAddressResolver,
 ) -> FastAPI:
     app = FastAPI(
         title="otel-session-bridge",
@@ -57,7 +63,9 @@ def build_app(
     )
     install_error_handlers(app)
     app.include_router(
-        traces_router(pipeline, metrics, int(config.receivers.otlp.max_request_body_size))
+        traces_router(
+            pipeline, metrics, int(config.receivers.otlp.max_request_body_size), addresses
+        )
     )
     app.include_router(
         sessions_router(
@@ -95,6 +103,7 @@ class Bridge:
         self.data_dir = Path(config.storage.data_dir).expanduser().resolve()
         self._store: Store | None = None
         self._pipeline: IngestPipeline | None = None
+        self.enricher: Enricher | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -106,9 +115,12 @@ class Bridge:
         store = SqliteStore(self.data_dir / "bridge.db", synchronous=cfg.storage.sqlite.synchronous)
         self._store = store
         metrics = BridgeMetrics()
+        self.enricher = Enricher(cfg, metrics)
+        addresses = ClientAddressResolver(cfg.enrich.client_address.trusted_proxies)
         pipeline = IngestPipeline(
             store,
             metrics,
+            enricher=self.enricher,
             project_id=cfg.sessions.project_id,
             max_pending_requests=otlp.max_pending_requests,
             retry_after_s=max(1, round(otlp.retry_after)),
@@ -117,7 +129,7 @@ class Bridge:
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
             server, port = create_server(
-                TraceReceiver(pipeline),
+                TraceReceiver(pipeline, addresses),
                 otlp.protocols.grpc.endpoint,
                 int(otlp.max_request_body_size),
             )
@@ -126,7 +138,7 @@ class Bridge:
             grpc_endpoint = f"{split_endpoint(otlp.protocols.grpc.endpoint)[0]}:{port}"
         host, port = split_endpoint(otlp.protocols.http.endpoint)
         sock = _listen(host, port)
-        app = build_app(cfg, store, pipeline, metrics)
+        app = build_app(cfg, store, pipeline, metrics, addresses)
         uv_config = uvicorn.Config(
             app,
             log_config=None,
@@ -159,6 +171,8 @@ class Bridge:
             self._pipeline.close()
         if self._store is not None:
             self._store.close()
+        if self.enricher is not None:
+            self.enricher.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:

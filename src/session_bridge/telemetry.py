@@ -46,6 +46,11 @@ class BridgeMetrics:
             (*labels, "reason"),
             registry=self.registry,
         )
+        self.unpriced_llm_calls = Counter(
+            f"{PREFIX}_enrich_unpriced_llm_calls",
+            "LLM calls whose cost is unknown (no reported cost, model not in the price data).",
+            registry=self.registry,
+        )
         self.pending_requests = Gauge(
             f"{PREFIX}_receiver_pending_requests",
             "Export requests mapped and waiting for the store to commit them.",

@@ -156,14 +156,14 @@ class GeoIpLookup:
     # -- internals ------------------------------------------------------------------
 
     def _lookup_uncached(self, ip: str) -> _Fields | None:
-        address = _parse_public_address(ip)
-        if address is None:
+        text = _public_address_text(ip)
+        if text is None:
             return None
         merged: list[str | None] = list(_EMPTY)
         found = False
         for reader in self._readers:
             try:
-                record = reader.get(address)
+                record = reader.get(text)
             except (ValueError, maxminddb.InvalidDatabaseError):
                 # IPv6 address in an IPv4-only database, or a corrupt section.
                 continue
@@ -195,19 +195,22 @@ def _open(path: Path) -> maxminddb.Reader:
         raise GeoIpDatabaseError(path, f"cannot be read ({exc})") from exc
 
 
-def _parse_public_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _public_address_text(ip: str) -> str | None:
+    """The address to look up (the C reader parses strings fastest), or None if not global."""
+    text = ip.strip() if isinstance(ip, str) else ""
     try:
-        address = ipaddress.ip_address(ip.strip())
-    except (ValueError, AttributeError):
+        address = ipaddress.ip_address(text)
+    except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             address = address.ipv4_mapped
+            text = str(address)
         elif address.scope_id is not None:
             return None  # zoned addresses are link-local by nature
     if not address.is_global or address.is_multicast:
         return None
-    return address
+    return text
 
 
 def _english(node: Any) -> str | None:

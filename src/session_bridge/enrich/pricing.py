@@ -322,8 +322,6 @@ class PriceBook:
         day: int,
         window_start: int,
     ) -> float | None:
-        # Any instant in (day, window) has the same price; use the window's start.
-        timestamp = _dt.datetime.fromtimestamp(day * _S_PER_DAY + window_start, tz=_dt.UTC)
         usage = Usage(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -332,8 +330,10 @@ class PriceBook:
             output_reasoning_tokens=reasoning or None,
         )
         try:
+            # Any instant in (day, window) has the same price; use the window's start.
+            timestamp = _dt.datetime.fromtimestamp(day * _S_PER_DAY + window_start, tz=_dt.UTC)
             calculation = self._snapshot.calc(usage, model_ref, provider_id, None, timestamp)
-        except (LookupError, ValueError, ArithmeticError):
+        except (LookupError, ValueError, ArithmeticError, OSError):
             return None
         return float(calculation.total_price)
 

@@ -55,9 +55,9 @@ from typing import Final
 from ua_parser import Domain, load_lazy_builtins
 from ua_parser.regex import Resolver as RegexResolver
 
-__all__ = ["DEVICE_TYPES", "UserAgentParser"]
-
 from session_bridge.model import ClientInfo
+
+__all__ = ["DEVICE_TYPES", "UserAgentParser"]
 
 DEVICE_TYPES: Final = ("desktop", "mobile", "tablet", "tv", "console", "bot", "unknown")
 
@@ -106,16 +106,19 @@ _KNOWN_AGENTS: Final[tuple[tuple[re.Pattern[str], str, str], ...]] = tuple(
     )
 )
 
-_BOT_RE: Final = re.compile(r"\bbot\b|bot/|crawler|spider|slurp|headless", re.IGNORECASE)
-_TV_RE: Final = re.compile(
-    r"smart-?tv|googletv|android ?tv|apple ?tv|crkey|bravia|web0s|webos|hbbtv|netcast|roku"
-    r"|viera|aquos|vidaa|philipstv",
-    re.IGNORECASE,
-)
-_TV_CASE_RE: Final = re.compile(r"\bTV\b|\bAFT[A-Z0-9]{1,6}\b")
+# Substring tokens are matched against the lowercased UA (much faster than case-insensitive
+# regex alternations); the few word-boundary rules use small regexes behind a substring test.
+_BOT_TOKENS: Final = ("bot/", "crawler", "spider", "slurp", "headless")
+_BOT_WORD_RE: Final = re.compile(r"\bbot\b")
+_TV_TOKENS: Final = (
+    "smart-tv", "smarttv", "googletv", "android tv", "androidtv", "appletv", "apple tv",
+    "crkey", "bravia", "web0s", "webos", "hbbtv", "netcast", "roku", "viera", "aquos", "vidaa",
+    "philipstv",
+)  # fmt: skip
+_TV_WORD_RE: Final = re.compile(r"\bTV\b")  # case-sensitive
+_FIRE_TV_RE: Final = re.compile(r"\bAFT[A-Z0-9]{1,6}\b")  # Amazon Fire TV models (AFTMM, ...)
 _TV_OS: Final = frozenset({"ATV OS X", "Chromecast Linux", "Roku", "Web0S", "webOS", "tvOS"})
-_CONSOLE_RE: Final = re.compile(r"playstation|xbox|nintendo", re.IGNORECASE)
-_TABLET_RE: Final = re.compile(r"tablet", re.IGNORECASE)
+_CONSOLE_TOKENS: Final = ("playstation", "xbox", "nintendo")
 _MOBILE_DEVICES: Final = frozenset({"iPhone", "iPod", "iOS-Device", "Generic Smartphone"})
 _MOBILE_OS: Final = frozenset(
     {
@@ -239,23 +242,29 @@ def _device_type(
     ua: str, os_family: str | None, device_family: str | None, device_brand: str | None
 ) -> str:
     """Apply the rule table of the module docstring (first match wins)."""
-    if device_family == "Spider" or _BOT_RE.search(ua):
+    low = ua.lower()
+    if (
+        device_family == "Spider"
+        or any(token in low for token in _BOT_TOKENS)
+        or ("bot" in low and _BOT_WORD_RE.search(low))
+    ):
         return "bot"
     if (
-        _TV_RE.search(ua)
-        or _TV_CASE_RE.search(ua)
+        any(token in low for token in _TV_TOKENS)
+        or ("TV" in ua and _TV_WORD_RE.search(ua))
+        or ("AFT" in ua and _FIRE_TV_RE.search(ua))
         or os_family in _TV_OS
         or device_brand == "Generic_Inettv"
     ):
         return "tv"
-    if _CONSOLE_RE.search(ua):
+    if any(token in low for token in _CONSOLE_TOKENS):
         return "console"
     is_browser = ua.startswith(("Mozilla/", "Opera/"))
     if (
         device_family == "iPad"
         or (device_family is not None and device_family.startswith("Kindle"))
         or device_brand == "Generic_Android_Tablet"
-        or _TABLET_RE.search(ua)
+        or "tablet" in low
         or (os_family == "Android" and is_browser and "Mobi" not in ua)
     ):
         return "tablet"

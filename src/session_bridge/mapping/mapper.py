@@ -40,8 +40,6 @@ _TOKEN_FIELDS = (
     Field.USAGE_DETAILS,
 )
 
-Found = dict[Field, tuple[int, Any]]
-
 
 @dataclass(slots=True)
 class MappedRequest:
@@ -66,17 +64,14 @@ class MappedRequest:
         return "; ".join(self.errors) + suffix
 
 
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def any_value(value: AnyValue) -> Any:
     """The Python value of an OTLP `AnyValue`."""
     which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return value.int_value
-    if which == "double_value":
-        return value.double_value
-    if which == "bool_value":
-        return value.bool_value
+    if which in _SCALARS:
+        return getattr(value, which)
     if which == "array_value":
         return [any_value(v) for v in value.array_value.values]
     if which == "kvlist_value":
@@ -86,7 +81,10 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
-def _collect(attributes: Iterable[KeyValue], found: Found, offset: int) -> None:
+def _collect(
+    attributes: Iterable[KeyValue], values: dict[Field, Any], ranks: dict[Field, int], offset: int
+) -> None:
+    """Keep, per field, the value of its best-ranked key among `attributes`."""
     lookup = KEY_LOOKUP
     for kv in attributes:
         hit = lookup.get(kv.key)
@@ -94,13 +92,13 @@ def _collect(attributes: Iterable[KeyValue], found: Found, offset: int) -> None:
             continue
         fld, rank = hit
         rank += offset
-        current = found.get(fld)
-        if current is not None and current[0] <= rank:
+        if fld in ranks and ranks[fld] <= rank:
             continue
         value = any_value(kv.value)
         if value is None or value == "":
             continue
-        found[fld] = (rank, value)
+        values[fld] = value
+        ranks[fld] = rank
 
 
 def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -> MappedRequest:
@@ -109,8 +107,9 @@ def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -
     now = now_ns if now_ns is not None else time.time_ns()
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
-        resource_found: Found = {}
-        _collect(resource.attributes, resource_found, RESOURCE_RANK_OFFSET)
+        resource_values: dict[Field, Any] = {}
+        resource_ranks: dict[Field, int] = {}
+        _collect(resource.attributes, resource_values, resource_ranks, RESOURCE_RANK_OFFSET)
         resource_bytes = resource.SerializeToString(deterministic=True)
         resource_key = hashlib.blake2b(resource_bytes, digest_size=16).digest()
         out.resources[resource_key] = resource_bytes
@@ -129,14 +128,15 @@ def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -
                 if parent and len(parent) != 8:
                     out.reject(f"span {span.name!r}: invalid parent_span_id ({len(parent)} bytes)")
                     continue
-                found = dict(resource_found)
-                _collect(span.attributes, found, 0)
-                out.records.append(_record(span, found, scope_name, resource_key, now))
+                values = dict(resource_values)
+                _collect(span.attributes, values, dict(resource_ranks), 0)
+                out.records.append(_record(span, values, scope_name, resource_key, now))
     return out
 
 
-def _record(span: Any, found: Found, scope_name: str, resource_key: bytes, now: int) -> SpanRecord:
-    values = {fld: value for fld, (_, value) in found.items()}
+def _record(
+    span: Any, values: dict[Field, Any], scope_name: str, resource_key: bytes, now: int
+) -> SpanRecord:
     parent = span.parent_span_id or None
     status_code = span.status.code
     is_error = status_code == _STATUS_ERROR or any(e.name == "exception" for e in span.events)

@@ -20,6 +20,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from session_bridge.enrich.client_address import (
+    ClientAddressResolver,
+    grpc_peer_address,
+    header,
+)
+from session_bridge.enrich.stage import RequestInfo
 from session_bridge.pipeline import IngestPipeline, RetryableError
 
 log = logging.getLogger(__name__)
@@ -39,8 +45,9 @@ def _status(code: int, message: str, retry_after_s: int | None = None) -> grpc.S
 
 
 class TraceReceiver:
-    def __init__(self, pipeline: IngestPipeline) -> None:
+    def __init__(self, pipeline: IngestPipeline, addresses: ClientAddressResolver) -> None:
         self._pipeline = pipeline
+        self._addresses = addresses
 
     async def export(self, body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         request = ExportTraceServiceRequest()
@@ -51,7 +58,13 @@ class TraceReceiver:
                 _status(code_pb2.INVALID_ARGUMENT, f"invalid ExportTraceServiceRequest: {exc}")
             )
         try:
-            outcome = await self._pipeline.export(request, "grpc")
+            metadata = context.invocation_metadata() or ()
+            client_ip = self._addresses.resolve(
+                grpc_peer_address(context.peer()),
+                header(metadata, "forwarded"),
+                header(metadata, "x-forwarded-for"),
+            )
+            outcome = await self._pipeline.export(request, "grpc", RequestInfo(client_ip))
         except RetryableError as exc:
             await context.abort_with_status(
                 _status(code_pb2.UNAVAILABLE, exc.message, exc.retry_after_s)

@@ -17,6 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from session_bridge.enrich.client_address import ClientAddressResolver
+from session_bridge.enrich.stage import RequestInfo
 from session_bridge.pipeline import IngestPipeline, RetryableError
 from session_bridge.receivers.decode import (
     SUPPORTED_ENCODINGS,
@@ -61,7 +63,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def traces_router(
-    pipeline: IngestPipeline, metrics: BridgeMetrics, max_body_bytes: int
+    pipeline: IngestPipeline,
+    metrics: BridgeMetrics,
+    max_body_bytes: int,
+    addresses: ClientAddressResolver,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -87,7 +92,12 @@ def traces_router(
             )
             return _error(exc.status, exc.message, fmt, headers)
         try:
-            outcome = await pipeline.export(message, "http")
+            client_ip = addresses.resolve(
+                request.client.host if request.client else None,
+                request.headers.get("forwarded"),
+                request.headers.get("x-forwarded-for"),
+            )
+            outcome = await pipeline.export(message, "http", RequestInfo(client_ip))
         except RetryableError as exc:
             return _error(503, exc.message, fmt, {"Retry-After": str(exc.retry_after_s)})
         except Exception:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from session_bridge.model import SpanRecord
-from session_bridge.rollup.rollup import Rollup, from_span, merge
+from session_bridge.rollup.rollup import Rollup, from_span, merge, merge_into
 
 
 @dataclass(slots=True)
@@ -38,7 +38,10 @@ def plan_rollups(
         tid = record.trace_id
         span_rollup = from_span(record)
         previous = deltas.get(tid)
-        deltas[tid] = span_rollup if previous is None else merge(previous, span_rollup)
+        if previous is None:
+            deltas[tid] = span_rollup
+        else:
+            merge_into(previous, span_rollup)
         if record.session_id and tid not in named:
             named[tid] = record.session_id
 

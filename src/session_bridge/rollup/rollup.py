@@ -13,7 +13,8 @@ the same result. Stores persist these columns and must merge through `merge`
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -83,28 +84,46 @@ if set(ROLLUP_COLUMNS) != {f.name for f in fields(Rollup)}:  # pragma: no cover 
     raise RuntimeError("ROLLUP_COLUMNS and Rollup disagree")
 
 
-def _combine(rule: Merge, a: Any, b: Any) -> Any:
+def _expression(rule: Merge, a: str, b: str) -> str:
+    """Python source combining two values under `rule` (None means "no value yet")."""
     if rule is Merge.SUM:
-        return a + b
+        return f"{a} + {b}"
     if rule is Merge.UNION:
-        return a | b
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if rule is Merge.MAX:
-        return max(a, b)
-    return min(a, b)  # MIN, and EARLIEST on (stamp, value) pairs
+        return f"({a} | {b}) if {b} else {a}"
+    pick = "max" if rule is Merge.MAX else "min"  # EARLIEST compares (stamp, value) pairs
+    return f"{b} if {a} is None else ({a} if {b} is None else {pick}({a}, {b}))"
+
+
+def _compile_merges() -> tuple[
+    Callable[[Rollup, Rollup], Rollup], Callable[[Rollup, Rollup], None]
+]:
+    # Generated from ROLLUP_COLUMNS so that the rules stay in that one table while
+    # the merge itself runs as straight-line code (it runs once per span on ingest).
+    args = ", ".join(
+        f"{name}=({_expression(rule, 'a.' + name, 'b.' + name)})"
+        for name, rule in ROLLUP_COLUMNS.items()
+    )
+    body = "\n".join(
+        f"    a.{name} = {_expression(rule, 'a.' + name, 'b.' + name)}"
+        for name, rule in ROLLUP_COLUMNS.items()
+    )
+    source = f"def merge(a, b):\n    return Rollup({args})\n\ndef merge_into(a, b):\n{body}\n"
+    namespace: dict[str, Any] = {"Rollup": Rollup}
+    exec(compile(source, "<rollup merge>", "exec"), namespace)
+    return namespace["merge"], namespace["merge_into"]
+
+
+_merge, _merge_into = _compile_merges()
 
 
 def merge(a: Rollup, b: Rollup) -> Rollup:
-    """Combine two partial rollups. Commutative and associative."""
-    return Rollup(
-        **{
-            name: _combine(rule, getattr(a, name), getattr(b, name))
-            for name, rule in ROLLUP_COLUMNS.items()
-        }
-    )
+    """Combine two partial rollups into a new one. Commutative and associative."""
+    return _merge(a, b)
+
+
+def merge_into(a: Rollup, b: Rollup) -> None:
+    """`a = merge(a, b)`, in place."""
+    _merge_into(a, b)
 
 
 def from_span(record: SpanRecord) -> Rollup:
@@ -118,8 +137,8 @@ def from_span(record: SpanRecord) -> Rollup:
         services=frozenset((record.service,)) if record.service else frozenset(),
         user_id=(stamp, record.user_id) if record.user_id else None,
         environment=(stamp, record.environment) if record.environment else None,
-        client=(stamp, _compact_json(asdict(record.client))) if record.client else None,
-        geo=(stamp, _compact_json(asdict(record.geo))) if record.geo else None,
+        client=(stamp, _compact_json(record.client)) if record.client else None,
+        geo=(stamp, _compact_json(record.geo)) if record.geo else None,
     )
     llm = record.llm
     if llm is not None:
@@ -140,8 +159,9 @@ def from_span(record: SpanRecord) -> Rollup:
     return rollup
 
 
-def _compact_json(value: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in value.items() if v is not None}, sort_keys=True)
+def _compact_json(value: ClientInfo | GeoInfo) -> str:
+    fields_set = {k: getattr(value, k) for k in value.__slots__ if getattr(value, k) is not None}
+    return json.dumps(fields_set, sort_keys=True)
 
 
 def client_of(rollup: Rollup) -> ClientInfo | None:
