@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import random
 import socket
 from datetime import UTC, datetime
 
@@ -318,8 +319,46 @@ def test_repeated_calls_hit_the_cache() -> None:
     first = book.cost(call, WHEN_NS)
     for offset in range(1, 50):  # same UTC day, other instants
         assert book.cost(call, WHEN_NS + offset * 60 * 1_000_000_000) == first
-    info = book.cache_info()["price"]
+    info = book.cache_info()["linear"]  # gpt-4o has no size tiers: the per-token fast path
     assert (info.misses, info.hits) == (1, 49)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o"),
+        ("openai", "o3"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-3-5-haiku"),
+        ("gcp.gen_ai", "gemini-2.5-pro"),  # size tiers: always through the library
+        ("gcp.vertex_ai", "gemini-2.5-flash"),
+        ("deepseek", "deepseek-chat"),  # time-of-day prices
+        ("x_ai", "grok-3"),
+        ("perplexity", "sonar"),  # a per-request fee
+        ("aws.bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+    ],
+)
+def test_fast_path_equals_the_library(provider: str, model: str) -> None:
+
+    rng = random.Random(model)
+    book = PriceBook()
+    provider_id = book.provider_id(provider)
+    for _ in range(60):
+        inp = rng.choice([0, 1, 50, 1_000, 30_000, 250_000])
+        read = rng.randint(0, inp)
+        write = rng.randint(0, inp - read) if provider == "anthropic" else 0
+        out = rng.choice([0, 1, 200, 8_000])
+        reasoning = rng.randint(0, out) if model.startswith("o3") else 0
+        when = WHEN_NS + rng.randint(0, 86_400) * 1_000_000_000
+        call = usage(provider, model, input_tokens=inp, output_tokens=out,
+                     cache_read_tokens=read, cache_creation_tokens=write, reasoning_tokens=reasoning)  # fmt: skip
+        moment = datetime.fromtimestamp(when // 1_000_000_000, tz=UTC)
+        expected = calc_price(
+            Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=read or None,
+                  cache_write_tokens=write or None, output_reasoning_tokens=reasoning or None),
+            model, provider_id=provider_id, genai_request_timestamp=moment,
+        ).total_price  # fmt: skip
+        assert book.cost(call, when) == pytest.approx(float(expected), rel=1e-9, abs=1e-12)
 
 
 def test_pricebook_ignores_global_custom_snapshot() -> None:

@@ -49,7 +49,7 @@ from typing import Final, NamedTuple
 from genai_prices import Usage
 from genai_prices.data import providers as _bundled_providers
 from genai_prices.data_snapshot import DataSnapshot
-from genai_prices.types import ModelInfo, TimeOfDateConstraint
+from genai_prices.types import ModelInfo, TieredPrices, TimeOfDateConstraint
 
 from session_bridge.model import LlmUsage
 
@@ -212,6 +212,7 @@ class PriceBook:
         self._known_ids = frozenset(p.id for p in _bundled_providers)
         self._resolve = functools.lru_cache(maxsize=resolve_cache_size)(self._resolve_uncached)
         self._price = functools.lru_cache(maxsize=cache_size)(self._price_uncached)
+        self._linear = functools.lru_cache(maxsize=resolve_cache_size)(self._linear_uncached)
 
     # -- public API -----------------------------------------------------------------
 
@@ -250,6 +251,9 @@ class PriceBook:
         if resolved.boundaries:
             index = bisect.bisect_right(resolved.boundaries, second)
             window = resolved.boundaries[index - 1] if index else 0
+        linear = self._linear(resolved.provider_id, resolved.model_ref, day, window)
+        if linear is not None:
+            return linear.cost(inp, out, cache_read, cache_write, reasoning)
         return self._price(
             resolved.provider_id,
             resolved.model_ref,
@@ -267,7 +271,11 @@ class PriceBook:
         return library_provider_id(name, self._known_ids)
 
     def cache_info(self) -> dict[str, functools._CacheInfo]:
-        return {"resolve": self._resolve.cache_info(), "price": self._price.cache_info()}
+        return {
+            "resolve": self._resolve.cache_info(),
+            "price": self._price.cache_info(),
+            "linear": self._linear.cache_info(),
+        }
 
     # -- internals ------------------------------------------------------------------
 
@@ -336,6 +344,83 @@ class PriceBook:
         except (LookupError, ValueError, ArithmeticError, OSError):
             return None
         return float(calculation.total_price)
+
+
+    def _linear_uncached(
+        self, provider_id: str, model_ref: str, day: int, window_start: int
+    ) -> _LinearPrice | None:
+        """Per-token rates of a price without size tiers, read off the library itself.
+
+        A price that has no tiers is affine in the token counts, so five library calls
+        give its coefficients; a sixth, at an unrelated point, must agree or the fast
+        path is not used. Tiered prices (cost depends on the request's size) always go
+        through the library.
+        """
+        try:
+            moment = _dt.datetime.fromtimestamp(day * _S_PER_DAY + window_start, tz=_dt.UTC)
+            _, model_info = self._snapshot.find_provider_model(model_ref, None, provider_id, None)
+            price = model_info.get_prices(moment)
+        except (LookupError, ValueError, OverflowError, OSError):
+            return None
+        if any(isinstance(value, TieredPrices) for value in vars(price).values()):
+            return None
+        m = _PROBE_TOKENS
+
+        def library(inp: int, out: int, read: int, write: int, reasoning: int) -> float | None:
+            return self._price_uncached(
+                provider_id, model_ref, inp, out, read, write, reasoning, day, window_start
+            )
+
+        probes = (
+            library(0, 0, 0, 0, 0),
+            library(m, 0, 0, 0, 0),
+            library(0, m, 0, 0, 0),
+            library(m, 0, m, 0, 0),
+            library(m, 0, 0, m, 0),
+            library(0, m, 0, 0, m),
+        )
+        if any(p is None for p in probes):
+            return None
+        base, inp, out, read, write, reasoning = (float(p) for p in probes)  # type: ignore[arg-type]
+        linear = _LinearPrice(
+            base=base,
+            input=(inp - base) / m,
+            output=(out - base) / m,
+            cache_read=(read - base) / m,
+            cache_write=(write - base) / m,
+            reasoning=(reasoning - base) / m,
+        )
+        check = library(7_919, 1_223, 3_001, 1_009, 311)
+        if check is None or not math.isclose(
+            linear.cost(7_919, 1_223, 3_001, 1_009, 311), check, rel_tol=1e-9, abs_tol=1e-12
+        ):
+            return None
+        return linear
+
+
+_PROBE_TOKENS: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class _LinearPrice:
+    """USD = base + per-token rates; input includes the cache tokens, output the reasoning."""
+
+    base: float
+    input: float  # per uncached input token
+    output: float  # per non-reasoning output token
+    cache_read: float
+    cache_write: float
+    reasoning: float
+
+    def cost(self, inp: int, out: int, cache_read: int, cache_write: int, reasoning: int) -> float:
+        return (
+            self.base
+            + (inp - cache_read - cache_write) * self.input
+            + cache_read * self.cache_read
+            + cache_write * self.cache_write
+            + (out - reasoning) * self.output
+            + reasoning * self.reasoning
+        )
 
 
 def _seconds_of_day(value: _dt.time) -> int:
