@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -18,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from session_bridge.enrich.stage import Enricher, RequestInfo
 from session_bridge.mapping.mapper import map_request
 from session_bridge.store.base import Store, WriteBatch
+from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,10 @@ class IngestPipeline:
         max_pending_requests: int = 64,
         retry_after_s: int = 1,
     ) -> None:
-        self._store = store
         self._metrics = metrics
         self._enricher = enricher
         self._project_id = project_id
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._writer = GroupCommitWriter(store)
         self._max_pending = max_pending_requests
         self._pending = 0
         self._retry_after_s = retry_after_s
@@ -87,9 +86,7 @@ class IngestPipeline:
         self._metrics.pending_requests.set(self._pending)
         started = time.perf_counter()
         try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._writer, self._store.write, batch
-            )
+            result = await asyncio.wrap_future(self._writer.submit(batch))
         except Exception as exc:
             log.exception("store write failed; the client will retry")
             self._metrics.refused_spans.labels(transport).inc(len(records))
@@ -104,5 +101,5 @@ class IngestPipeline:
         return ExportOutcome(len(records), mapped.rejected, mapped.error_message)
 
     def close(self) -> None:
-        """Wait for the write in progress, then stop the writer thread."""
-        self._writer.shutdown(wait=True)
+        """Commit what was submitted, then stop the writer thread."""
+        self._writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from session_bridge.model import SpanRecord
@@ -55,6 +56,20 @@ class Store(ABC):
 
     @abstractmethod
     def write(self, batch: WriteBatch) -> WriteResult: ...
+
+    def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
+        """Write several batches, each all-or-nothing; a failed batch yields its exception.
+
+        Stores that can commit several batches in one transaction (group commit)
+        override this; the default writes them one by one.
+        """
+        results: list[WriteResult | Exception] = []
+        for batch in batches:
+            try:
+                results.append(self.write(batch))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     @abstractmethod
     def get_session(self, project_id: str, session_id: str) -> SessionRow | None: ...

@@ -141,41 +141,63 @@ class SqliteStore(Store):
     # -- writes --------------------------------------------------------------------------
 
     def write(self, batch: WriteBatch) -> WriteResult:
+        (result,) = self.write_many([batch])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
+        """Group commit: one transaction (one fsync) for all batches, a savepoint each."""
+        conn = self._writer
+        results: list[WriteResult | Exception] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for batch in batches:
+                conn.execute("SAVEPOINT batch")
+                try:
+                    results.append(self._apply(conn, batch))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO batch")
+                    results.append(exc)
+                conn.execute("RELEASE batch")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not isinstance(exc, Exception):
+                raise
+            return [exc for _ in batches]
+        return results
+
+    def _apply(self, conn: sqlite3.Connection, batch: WriteBatch) -> WriteResult:
         unique: dict[tuple[bytes, bytes], SpanRecord] = {}
         for record in batch.records:
             unique.setdefault((record.trace_id, record.span_id), record)
         trace_ids = list({key[0] for key in unique})
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            seen = self._existing_spans(conn, trace_ids)
-            new = [r for key, r in unique.items() if key not in seen]
-            existing = self._trace_states(conn, trace_ids)
-            plan = plan_rollups(new, existing)
-            if batch.resources:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO resources VALUES (?, ?)", batch.resources.items()
-                )
-            conn.executemany(_INSERT_SPAN, _span_rows(batch.project_id, new, plan.traces))
+        seen = self._existing_spans(conn, trace_ids)
+        new = [r for key, r in unique.items() if key not in seen]
+        existing = self._trace_states(conn, trace_ids)
+        plan = plan_rollups(new, existing)
+        if batch.resources:
             conn.executemany(
-                f"INSERT OR REPLACE INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
-                f" VALUES (?, ?, ?, {_ROLLUP_MARKS})",
-                [
-                    (tid, batch.project_id, state.session_id, *columns.to_row(state.rollup))
-                    for tid, state in plan.traces.items()
-                ],
+                "INSERT OR IGNORE INTO resources VALUES (?, ?)", batch.resources.items()
             )
-            for tid, session_id in plan.newly_bound.items():
-                # spans stored before the trace was named now name their session too
-                conn.execute(
-                    "UPDATE spans SET session_id = ? WHERE trace_id = ? AND session_id IS NULL",
-                    (session_id, tid),
-                )
-            self._merge_sessions(conn, batch.project_id, plan.sessions)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        conn.executemany(_INSERT_SPAN, _span_rows(batch.project_id, new, plan.traces))
+        conn.executemany(
+            f"INSERT OR REPLACE INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
+            f" VALUES (?, ?, ?, {_ROLLUP_MARKS})",
+            [
+                (tid, batch.project_id, state.session_id, *columns.to_row(state.rollup))
+                for tid, state in plan.traces.items()
+            ],
+        )
+        for tid, session_id in plan.newly_bound.items():
+            # spans stored before the trace was named now name their session too
+            conn.execute(
+                "UPDATE spans SET session_id = ? WHERE trace_id = ? AND session_id IS NULL",
+                (session_id, tid),
+            )
+        self._merge_sessions(conn, batch.project_id, plan.sessions)
         return WriteResult(stored=len(new), duplicates=len(batch.records) - len(new))
 
     @staticmethod
