@@ -52,6 +52,7 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "session.id",
         "gen_ai.conversation.id",
         "ai.telemetry.metadata.sessionId",
+        "ai.settings.context.sessionId",
         "traceloop.association.properties.session_id",
         "langfuse.trace.metadata.langfuse_session_id",
         "langfuse.observation.metadata.langfuse_session_id",
@@ -61,6 +62,7 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "user.id",
         "enduser.id",
         "ai.telemetry.metadata.userId",
+        "ai.settings.context.userId",
         "traceloop.association.properties.user_id",
         "langfuse.trace.metadata.langfuse_user_id",
         "langfuse.observation.metadata.langfuse_user_id",
@@ -100,12 +102,14 @@ ALIASES: dict[Field, tuple[str, ...]] = {
         "llm.response.model",
         "llm.model_name",
         "ai.model.id",
+        "embedding.model_name",
     ),
     Field.INPUT_TOKENS: (
         "gen_ai.usage.input_tokens",
         "gen_ai.usage.prompt_tokens",
         "llm.token_count.prompt",
         "llm.usage.prompt_tokens",
+        "ai.usage.tokens",  # Vercel AI SDK embeddings
     ),
     Field.OUTPUT_TOKENS: (
         "gen_ai.usage.output_tokens",

@@ -24,7 +24,7 @@ _DECISION_OPERATIONS = frozenset({"plan", "route", "decision"})
 _STATE_OPERATIONS = frozenset(
     {"create_memory", "update_memory", "upsert_memory", "delete_memory", "search_memory"}
 )
-_AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow"})
+_AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "agent_step"})
 _VERCEL_LLM_OPERATIONS = frozenset(
     {
         "ai.generateText.doGenerate",

@@ -31,6 +31,8 @@ _GEO_FIELDS = (
     Field.GEO_POSTAL_CODE,
     Field.GEO_TIMEZONE,
 )
+_VERCEL_SCOPE = "ai"
+_OPENAI_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
 _TOKEN_FIELDS = (
     Field.INPUT_TOKENS,
     Field.OUTPUT_TOKENS,
@@ -143,7 +145,7 @@ def _record(
     event_type = classify(values, name=span.name, is_root=parent is None, is_error=is_error)
     start = span.start_time_unix_nano or span.end_time_unix_nano or now
     end = span.end_time_unix_nano or start
-    llm = _llm_usage(values) if event_type is EventType.LLM_CALL else None
+    llm = _llm_usage(values, scope_name) if event_type is EventType.LLM_CALL else None
     return SpanRecord(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -211,9 +213,17 @@ def _json_object(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _llm_usage(values: dict[Field, Any]) -> LlmUsage:
+def _provider(value: Any, scope_name: str) -> str | None:
+    provider = _text(value)
+    if provider and scope_name == _VERCEL_SCOPE:
+        # the Vercel AI SDK writes "<provider>.<api>": openai.chat, openai.responses, ...
+        return provider.split(".", 1)[0]
+    return provider
+
+
+def _llm_usage(values: dict[Field, Any], scope_name: str) -> LlmUsage:
     usage = LlmUsage(
-        provider=_text(values.get(Field.PROVIDER)),
+        provider=_provider(values.get(Field.PROVIDER), scope_name),
         model=_text(values.get(Field.MODEL)),
         input_tokens=_int(values.get(Field.INPUT_TOKENS, 0)),
         output_tokens=_int(values.get(Field.OUTPUT_TOKENS, 0)),
@@ -233,7 +243,23 @@ def _llm_usage(values: dict[Field, Any]) -> LlmUsage:
 
 
 def _apply_langfuse_usage(usage: LlmUsage, details: dict[str, Any]) -> None:
-    """Langfuse usage buckets are exclusive; the OTel totals include cache and reasoning."""
+    """Langfuse's `usage_details`: either the provider's own usage object (OpenAI chat
+    or responses style, whose totals include cached and reasoning tokens, as OTel's
+    do), or Langfuse's exclusive buckets (`input`, `input_cached_tokens`, ...)."""
+    if any(key in details for key in _OPENAI_USAGE_KEYS):
+        usage.input_tokens = _int(details.get("prompt_tokens", details.get("input_tokens", 0)))
+        usage.output_tokens = _int(
+            details.get("completion_tokens", details.get("output_tokens", 0))
+        )
+        inputs = _json_object(
+            details.get("prompt_tokens_details") or details.get("input_tokens_details")
+        )
+        outputs = _json_object(
+            details.get("completion_tokens_details") or details.get("output_tokens_details")
+        )
+        usage.cache_read_tokens = _int(inputs.get("cached_tokens", 0))
+        usage.reasoning_tokens = _int(outputs.get("reasoning_tokens", 0))
+        return
     for key, raw in details.items():
         count = _int(raw)
         k = key.lower()
