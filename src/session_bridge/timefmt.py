@@ -18,3 +18,8 @@ def ns_from_datetime(moment: datetime) -> int:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def iso_ms_from_ns(unix_ns: int) -> str:
+    """`2026-04-03T10:00:00.123Z` (millisecond precision, as Langfuse writes times)."""
+    return iso_from_ns(unix_ns)[:-4] + "Z"

@@ -4,19 +4,18 @@ Keyset pagination: the opaque cursor holds the (start_time, session id) of the
 row a page ended (or began) at, so pages stay stable while sessions arrive.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import json
 import time
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from session_bridge.api.errors import bad_parameter
+from session_bridge.api.auth import ApiAuth, Scheme
+from session_bridge.api.errors import bad_parameter, error_responses
+from session_bridge.api.params import Timestamp
 from session_bridge.rollup.rollup import NANO_USD, client_of, geo_of, stamped_value
 from session_bridge.store.base import SessionQuery, SessionRow, Store
 from session_bridge.timefmt import iso_from_ns, ns_from_datetime
@@ -144,23 +143,30 @@ def decode_cursor(cursor: str) -> tuple[str, tuple[int, str]]:
 
 
 def sessions_router(
-    store: Store, project_id: str, inactivity_timeout_s: float, default_page_size: int
+    store: Store, auth: ApiAuth, inactivity_timeout_s: float, default_page_size: int
 ) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["sessions"])
+    router = APIRouter(
+        prefix="/api/v1",
+        tags=["sessions"],
+        dependencies=auth.documented(Scheme.BEARER),
+        responses=error_responses(400, 401),
+    )
     timeout_ns = int(inactivity_timeout_s * 1e9)
+    Project = Annotated[str, Depends(auth.key_project(Scheme.BEARER))]
 
     @router.get("/sessions", response_model=SessionPage, response_model_by_alias=True)
     def list_sessions(
+        project_id: Project,
         user_id: Annotated[
             str | None,
             Query(alias="user.id", min_length=1, max_length=256, description="User ID filter"),
         ] = None,
         is_active: Annotated[bool | None, Query(description="Is active filter")] = None,
         start_time: Annotated[
-            datetime | None, Query(description="Sessions that started at or after this time")
+            Timestamp | None, Query(description="Sessions that started at or after this time")
         ] = None,
         end_time: Annotated[
-            datetime | None, Query(description="Sessions that ended at or before this time")
+            Timestamp | None, Query(description="Sessions that ended at or before this time")
         ] = None,
         page_size: Annotated[
             int, Query(ge=1, le=1000, description="Page size")
@@ -206,9 +212,11 @@ def sessions_router(
         "/sessions/{session_id}",
         response_model=Session,
         response_model_by_alias=True,
-        responses={404: {"description": "Unknown session"}},
+        responses=error_responses(404),
     )
-    def get_session(session_id: str) -> Session:
+    def get_session(
+        project_id: Project, session_id: Annotated[str, Path(description="Session id")]
+    ) -> Session:
         row = store.get_session(project_id, session_id)
         if row is None:
             raise HTTPException(404, f"session {session_id!r} not found")

@@ -1,0 +1,494 @@
+"""What a stored span says beyond its columns, read at query time from the raw span.
+
+Ingest keeps every span as received (`SpanRecord.otlp_span`) and maps only what
+the rollups need; the details the query APIs show (tool arguments and results,
+finish reasons, agent names, guardrail verdicts, handoff targets, messages) are
+read here, when asked for. Each detail lists the attribute keys that can carry
+it, best first, across the OpenTelemetry GenAI conventions, OpenInference,
+OpenLLMetry, Langfuse and the Vercel AI SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from session_bridge.mapping.aliases import KEY_LOOKUP, Field
+from session_bridge.mapping.events import is_agent_span
+from session_bridge.mapping.mapper import any_value
+from session_bridge.timefmt import ns_from_datetime
+
+
+@dataclass(slots=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RawSpan:
+    """A stored span's attributes, span events and resource attributes, decoded."""
+
+    name: str
+    start_ns: int
+    attributes: dict[str, Any]
+    events: list[SpanEvent] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+    def first(self, keys: Iterable[str]) -> Any:
+        """The value of the first of `keys` the span has (empty strings do not count)."""
+        for key in keys:
+            value = self.attributes.get(key)
+            if value is not None and value != "":
+                return value
+        return None
+
+    def text(self, keys: Iterable[str]) -> str | None:
+        value = self.first(keys)
+        if value is None:
+            return None
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    def number(self, keys: Iterable[str]) -> float | None:
+        value = self.first(keys)
+        if isinstance(value, bool):
+            return None
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def fields(self) -> dict[Field, Any]:
+        """The span's own values of the ingest alias table (best-ranked key per field)."""
+        best: dict[Field, tuple[int, Any]] = {}
+        for key, value in self.attributes.items():
+            hit = KEY_LOOKUP.get(key)
+            if hit is None or value is None or value == "":
+                continue
+            fld, rank = hit
+            if fld not in best or rank < best[fld][0]:
+                best[fld] = (rank, value)
+        return {fld: value for fld, (_, value) in best.items()}
+
+
+def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
+    span = Span.FromString(otlp_span)
+    raw = RawSpan(
+        name=span.name,
+        start_ns=span.start_time_unix_nano,
+        attributes={kv.key: any_value(kv.value) for kv in span.attributes},
+        events=[
+            SpanEvent(
+                e.name, e.time_unix_nano, {kv.key: any_value(kv.value) for kv in e.attributes}
+            )
+            for e in span.events
+        ],
+    )
+    if resource:
+        raw.resource = {
+            kv.key: any_value(kv.value) for kv in Resource.FromString(resource).attributes
+        }
+    return raw
+
+
+# -- agents ------------------------------------------------------------------------------
+
+AGENT_NAME_KEYS = ("gen_ai.agent.name", "agent.name", "graph.node.id")
+_AGENT_SPAN_NAME_KEYS = ("traceloop.entity.name",)
+_AGENT_NAME_PREFIXES = ("invoke_agent ", "create_agent ", "agent ")
+
+
+def agent_name(raw: RawSpan) -> str | None:
+    """The agent a span names: its agent attribute or, for an agent span, its name."""
+    named = raw.text(AGENT_NAME_KEYS)
+    if named is not None:
+        return named
+    if not is_agent_span(raw.fields()):
+        return None
+    named = raw.text(_AGENT_SPAN_NAME_KEYS)
+    if named is not None:
+        return named
+    for prefix in _AGENT_NAME_PREFIXES:
+        if raw.name.lower().startswith(prefix):
+            return raw.name[len(prefix) :].strip() or raw.name
+    return raw.name
+
+
+# -- LLM calls ---------------------------------------------------------------------------
+
+FINISH_REASON_KEYS = (
+    "gen_ai.response.finish_reasons",
+    "ai.response.finishReason",
+    "llm.response.finish_reason",
+)
+TTFT_MS_KEYS = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
+TTFT_S_KEYS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
+COMPLETION_START_KEYS = ("langfuse.observation.completion_start_time",)
+PROMPT_NAME_KEYS = (
+    "langfuse.observation.prompt.name",
+    "langfuse.prompt.name",
+    "gen_ai.prompt.name",
+)
+PROMPT_VERSION_KEYS = (
+    "langfuse.observation.prompt.version",
+    "langfuse.prompt.version",
+    "gen_ai.prompt.version",
+)
+VERCEL_PROMPT_KEY = "ai.telemetry.metadata.langfusePrompt"  # JSON {name, version}
+
+
+@dataclass(slots=True)
+class LlmDetails:
+    finish_reason: str | None
+    ttft_ms: float | None
+    prompt_name: str | None
+    prompt_version: str | None
+
+
+def llm_details(raw: RawSpan) -> LlmDetails:
+    reason = raw.first(FINISH_REASON_KEYS)
+    if isinstance(reason, list):
+        reason = reason[0] if reason else None
+    prompt = _json_object(raw.first((VERCEL_PROMPT_KEY,)))
+    name = raw.text(PROMPT_NAME_KEYS) or _str_or_none(prompt.get("name"))
+    version = raw.text(PROMPT_VERSION_KEYS) or _str_or_none(prompt.get("version"))
+    return LlmDetails(
+        finish_reason=str(reason) if reason is not None else None,
+        ttft_ms=_ttft_ms(raw),
+        prompt_name=name,
+        prompt_version=version,
+    )
+
+
+def _ttft_ms(raw: RawSpan) -> float | None:
+    ms = raw.number(TTFT_MS_KEYS)
+    if ms is not None:
+        return ms
+    seconds = raw.number(TTFT_S_KEYS)
+    if seconds is not None:
+        return seconds * 1000
+    started = raw.text(COMPLETION_START_KEYS)
+    if started is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(json.loads(started) if started.startswith('"') else started)
+    except ValueError:
+        return None
+    return max(ns_from_datetime(moment) - raw.start_ns, 0) / 1e6
+
+
+# -- tools -------------------------------------------------------------------------------
+
+TOOL_NAME_KEYS = ("gen_ai.tool.name", "ai.toolCall.name", "tool.name")
+TOOL_CALL_ID_KEYS = ("gen_ai.tool.call.id", "ai.toolCall.id", "tool_call.id")
+TOOL_ARGUMENTS_KEYS = (
+    "gen_ai.tool.call.arguments",
+    "ai.toolCall.args",
+    "tool.parameters",
+    "input.value",
+    "traceloop.entity.input",
+    "tool_arguments",
+)
+TOOL_RESULT_KEYS = (
+    "gen_ai.tool.call.result",
+    "ai.toolCall.result",
+    "output.value",
+    "traceloop.entity.output",
+    "tool_response",
+)
+
+
+@dataclass(slots=True)
+class ToolDetails:
+    tool_name: str
+    call_id: str | None
+    arguments: Any
+    output: Any
+
+
+def tool_details(raw: RawSpan) -> ToolDetails:
+    name = raw.text(TOOL_NAME_KEYS) or _strip_prefix(raw.name, "execute_tool ")
+    return ToolDetails(
+        tool_name=name,
+        call_id=raw.text(TOOL_CALL_ID_KEYS),
+        arguments=parse_json_text(raw.first(TOOL_ARGUMENTS_KEYS)),
+        output=parse_json_text(raw.first(TOOL_RESULT_KEYS)),
+    )
+
+
+# -- handoffs, decisions, guardrails, state ------------------------------------------------
+
+HANDOFF_FROM_KEYS = ("gen_ai.handoff.from_agent",)
+HANDOFF_TO_KEYS = ("gen_ai.handoff.to_agent",)
+OPENINFERENCE_HANDOFF_PREFIX = "handoff to "
+
+
+def handoff_agents(raw: RawSpan) -> tuple[str | None, str | None]:
+    """(from, to) of a handoff span; OpenInference puts them in input/output.value."""
+    source = raw.text(HANDOFF_FROM_KEYS)
+    target = raw.text(HANDOFF_TO_KEYS)
+    if raw.name.lower().startswith(OPENINFERENCE_HANDOFF_PREFIX):
+        source = source or raw.text(("input.value",))
+        target = (
+            target
+            or raw.text(("output.value",))
+            or raw.name[len(OPENINFERENCE_HANDOFF_PREFIX) :].strip()
+        )
+    return source, target
+
+
+DECISION_KIND_KEYS = ("gen_ai.decision.kind", "decision.kind")
+DECISION_TARGETS_KEYS = (
+    "gen_ai.decision.targets",
+    "decision.targets",
+    "gen_ai.decision.target",
+    "decision.target",
+)
+DECISION_RULE_KEYS = ("gen_ai.decision.rule", "decision.rule")
+DECISION_REASON_KEYS = ("gen_ai.decision.reason", "decision.reason")
+DECISION_CONFIDENCE_KEYS = ("gen_ai.decision.confidence", "decision.confidence")
+
+
+@dataclass(slots=True)
+class DecisionDetails:
+    declared_kind: str | None
+    targets: list[str]
+    rule_name: str | None
+    reason: str | None
+    confidence: float | None
+
+
+def decision_details(raw: RawSpan) -> DecisionDetails:
+    targets = raw.first(DECISION_TARGETS_KEYS)
+    if isinstance(targets, str):
+        parsed = parse_json_text(targets)
+        targets = parsed if isinstance(parsed, list) else [targets]
+    return DecisionDetails(
+        declared_kind=raw.text(DECISION_KIND_KEYS),
+        targets=[str(t) for t in targets] if isinstance(targets, list) else [],
+        rule_name=raw.text(DECISION_RULE_KEYS),
+        reason=raw.text(DECISION_REASON_KEYS),
+        confidence=raw.number(DECISION_CONFIDENCE_KEYS),
+    )
+
+
+GUARDRAIL_NAME_KEYS = ("gen_ai.guardrail.name", "guardrail.name")
+GUARDRAIL_STAGE_KEYS = (
+    "gen_ai.guardrail.stage",
+    "guardrail.stage",
+    "gen_ai.guardrail.type",
+    "guardrail.type",
+)
+GUARDRAIL_VERDICT_KEYS = (
+    "gen_ai.guardrail.verdict",
+    "guardrail.verdict",
+    "gen_ai.guardrail.action",
+    "guardrail.action",
+)
+GUARDRAIL_TRIGGERED_KEYS = ("gen_ai.guardrail.triggered", "guardrail.triggered")
+GUARDRAIL_CATEGORY_KEYS = ("gen_ai.guardrail.category", "guardrail.category")
+
+
+@dataclass(slots=True)
+class GuardrailDetails:
+    guardrail_name: str
+    stage: Literal["input", "output"] | None
+    declared_verdict: str | None
+    triggered: Any
+    category: str | None
+
+
+def guardrail_details(raw: RawSpan) -> GuardrailDetails:
+    hint = (raw.text(GUARDRAIL_STAGE_KEYS) or raw.name).lower()
+    stage: Literal["input", "output"] | None = None
+    if hint == "pre" or "input" in hint:
+        stage = "input"
+    elif hint == "post" or "output" in hint:
+        stage = "output"
+    return GuardrailDetails(
+        guardrail_name=raw.text(GUARDRAIL_NAME_KEYS) or _strip_prefix(raw.name, "guardrail "),
+        stage=stage,
+        declared_verdict=raw.text(GUARDRAIL_VERDICT_KEYS),
+        triggered=raw.first(GUARDRAIL_TRIGGERED_KEYS),
+        category=raw.text(GUARDRAIL_CATEGORY_KEYS),
+    )
+
+
+STATE_SCOPE_KEYS = ("state.scope",)
+STATE_PATH_KEYS = ("state.key", "state.path")
+STATE_OLD_KEYS = ("state.old_value",)
+STATE_NEW_KEYS = ("state.new_value", "state.value")
+OPERATION_KEYS = ("gen_ai.operation.name",)
+
+
+@dataclass(slots=True)
+class StateDetails:
+    scope: str | None
+    path: str
+    old_value: Any
+    new_value: Any
+
+
+def state_details(raw: RawSpan) -> StateDetails:
+    return StateDetails(
+        scope=raw.text(STATE_SCOPE_KEYS),
+        path=raw.text(STATE_PATH_KEYS) or raw.text(OPERATION_KEYS) or raw.name,
+        old_value=parse_json_text(raw.first(STATE_OLD_KEYS)),
+        new_value=parse_json_text(raw.first(STATE_NEW_KEYS)),
+    )
+
+
+# -- errors --------------------------------------------------------------------------------
+
+ERROR_TYPE_KEYS = ("error.type", "exception.type")
+
+
+@dataclass(slots=True)
+class ErrorDetails:
+    error_type: str | None
+    message: str
+    stack: str | None
+
+
+def error_details(raw: RawSpan, status_message: str) -> ErrorDetails:
+    """From the last `exception` span event, else `error.type` and the status message."""
+    exception = next((e for e in reversed(raw.events) if e.name == "exception"), None)
+    attrs = exception.attributes if exception is not None else {}
+    error_type = _str_or_none(attrs.get("exception.type")) or raw.text(ERROR_TYPE_KEYS)
+    message = _str_or_none(attrs.get("exception.message")) or status_message or error_type or ""
+    return ErrorDetails(error_type, message, _str_or_none(attrs.get("exception.stacktrace")))
+
+
+# -- input and output (Langfuse's order of sources, OtelIngestionProcessor) -----------------
+
+_IO_ATTRIBUTE_SOURCES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("langfuse.observation.input",), ("langfuse.observation.output",)),
+    (
+        ("ai.prompt.messages", "ai.prompt", "ai.toolCall.args"),
+        (
+            "ai.response.text",
+            "ai.result.text",
+            "ai.toolCall.result",
+            "ai.response.object",
+            "ai.result.object",
+            "ai.response.toolCalls",
+            "ai.result.toolCalls",
+        ),
+    ),
+)
+_IO_LATE_SOURCES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("mlflow.spanInputs",), ("mlflow.spanOutputs",)),
+    (("traceloop.entity.input",), ("traceloop.entity.output",)),
+    (("input.value",), ("output.value",)),
+    (("input",), ("output",)),
+    (("pydantic_ai.all_messages",), ("final_result",)),
+    (("tool_arguments",), ("tool_response",)),
+)
+_MESSAGE_EVENTS_IN = ("gen_ai.system.message", "gen_ai.user.message", "gen_ai.assistant.message",
+                      "gen_ai.tool.message")  # fmt: skip
+_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+_FLAT_PROMPT = re.compile(r"^(gen_ai\.prompt|llm\.input_messages)\.(\d+)\.(.+)$")
+_FLAT_COMPLETION = re.compile(r"^(gen_ai\.completion|llm\.output_messages)\.(\d+)\.(.+)$")
+
+
+def span_io(raw: RawSpan) -> tuple[Any, Any]:
+    """A span's (input, output): for each, the first source, in Langfuse's order, that
+    has a value. JSON text that holds an object or array is parsed."""
+    found_in: Any = None
+    found_out: Any = None
+    for source_in, source_out in _io_candidates(raw):
+        if found_in is None:
+            found_in = source_in
+        if found_out is None:
+            found_out = source_out
+        if found_in is not None and found_out is not None:
+            break
+    return parse_json_text(found_in), parse_json_text(found_out)
+
+
+def _io_candidates(raw: RawSpan) -> Iterable[tuple[Any, Any]]:
+    for keys_in, keys_out in _IO_ATTRIBUTE_SOURCES:
+        yield raw.first(keys_in), raw.first(keys_out)
+    details = next((e for e in raw.events if e.name == _DETAILS_EVENT), None)
+    if details is not None:
+        yield (
+            details.attributes.get("gen_ai.input.messages"),
+            details.attributes.get("gen_ai.output.messages"),
+        )
+    messages = [_event_body(e) for e in raw.events if e.name in _MESSAGE_EVENTS_IN]
+    choices = [_event_body(e) for e in raw.events if e.name == "gen_ai.choice"]
+    yield messages or None, choices or None
+    yield (
+        _event_value(raw, "gen_ai.content.prompt", "gen_ai.prompt"),
+        _event_value(raw, "gen_ai.content.completion", "gen_ai.completion"),
+    )
+    for keys_in, keys_out in _IO_LATE_SOURCES:
+        yield raw.first(keys_in), raw.first(keys_out)
+    yield _flattened(raw.attributes, _FLAT_PROMPT), _flattened(raw.attributes, _FLAT_COMPLETION)
+    yield _semconv_messages(raw), raw.first(("gen_ai.output.messages",))
+    yield raw.first(("gen_ai.tool.call.arguments",)), raw.first(("gen_ai.tool.call.result",))
+
+
+def _event_body(event: SpanEvent) -> Any:
+    return {"role": event.name.split(".")[1], **event.attributes} if event.attributes else None
+
+
+def _event_value(raw: RawSpan, event_name: str, key: str) -> Any:
+    event = next((e for e in raw.events if e.name == event_name), None)
+    return event.attributes.get(key) if event is not None else None
+
+
+def _flattened(attributes: Mapping[str, Any], pattern: re.Pattern[str]) -> Any:
+    """OpenLLMetry's `gen_ai.prompt.0.role`-style keys, rebuilt into a list of messages."""
+    messages: dict[int, dict[str, Any]] = {}
+    for key, value in attributes.items():
+        match = pattern.match(key)
+        if match is not None:
+            field_name = match.group(3).removeprefix("message.")
+            messages.setdefault(int(match.group(2)), {})[field_name] = value
+    return [messages[i] for i in sorted(messages)] or None
+
+
+def _semconv_messages(raw: RawSpan) -> Any:
+    messages = parse_json_text(raw.first(("gen_ai.input.messages",)))
+    system = parse_json_text(raw.first(("gen_ai.system_instructions",)))
+    if messages is None or system is None:
+        return messages
+    listed = messages if isinstance(messages, list) else [messages]
+    return [{"role": "system", "parts": system}, *listed]
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def parse_json_text(value: Any) -> Any:
+    """JSON text holding an object or an array, parsed; anything else as it is."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    parsed = parse_json_text(value)
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _strip_prefix(name: str, prefix: str) -> str:
+    return (
+        name[len(prefix) :] if name.lower().startswith(prefix) and len(name) > len(prefix) else name
+    )
