@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from session_bridge.mapping.mapper import map_request
-from session_bridge.store.base import SessionQuery, WriteBatch, WriteResult
-from session_bridge.store.sqlite import SqliteStore
+from session_bridge.store.base import SessionQuery, Store, WriteBatch, WriteResult
 from session_bridge.store.writer import GroupCommitWriter
 from tests.otlp_builders import proto_request, proto_span
 
@@ -25,42 +23,38 @@ def _batch(session: str, spans: int = 3) -> WriteBatch:
     return WriteBatch("default", mapped.records, mapped.resources)
 
 
-def _sessions(store: SqliteStore) -> dict[str, int]:
+def _sessions(store: Store) -> dict[str, int]:
     rows = store.list_sessions(SessionQuery(project_id="default", page_size=100))
     return {row.session_id: row.rollup.span_count for row in rows}
 
 
-def test_a_failing_batch_does_not_sink_its_group(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "b.db")
+def test_a_failing_batch_does_not_sink_its_group(store_factory: Callable[[], Store]) -> None:
+    store = store_factory()
     bad = _batch("bad")
     bad.records[1].name = object()  # type: ignore[assignment]  # cannot be stored
     results = store.write_many([_batch("one"), bad, _batch("two")])
     assert isinstance(results[0], WriteResult) and isinstance(results[2], WriteResult)
     assert isinstance(results[1], Exception)
     assert _sessions(store) == {"one": 3, "two": 3}  # nothing of "bad", not even its first span
-    store.close()
 
 
-class _CountingStore(SqliteStore):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.groups: list[int] = []
-        self.gate = threading.Event()
+def test_waiting_batches_share_a_commit(store_factory: Callable[[], Store]) -> None:
+    store = store_factory()
+    groups: list[int] = []
+    gate = threading.Event()
+    write_many = store.write_many
 
-    def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
-        self.gate.wait(timeout=30)  # hold the first commit until the others are queued
-        self.groups.append(len(batches))
-        return super().write_many(batches)
+    def counting(batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
+        gate.wait(timeout=30)  # hold the first commit until the others are queued
+        groups.append(len(batches))
+        return write_many(batches)
 
-
-def test_waiting_batches_share_a_commit(tmp_path: Path) -> None:
-    store = _CountingStore(tmp_path / "g.db")
+    store.write_many = counting  # type: ignore[method-assign]
     writer = GroupCommitWriter(store, max_group=16)
     futures = [writer.submit(_batch(f"s{i}")) for i in range(10)]
-    store.gate.set()
+    gate.set()
     assert [f.result(timeout=30).stored for f in futures] == [3] * 10
     writer.close()
-    assert sum(store.groups) == 10
-    assert len(store.groups) <= 2  # the first alone (taken before the rest queued), then the rest
+    assert sum(groups) == 10
+    assert len(groups) <= 2  # the first alone (taken before the rest queued), then the rest
     assert len(_sessions(store)) == 10
-    store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from tests.conftest import RunningBridge, make_config
+from session_bridge.config import StorageConfig
+from tests.conftest import RunningBridge, WriteBlocker, make_config
 from tests.otlp_builders import proto_request, proto_span
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -99,13 +99,14 @@ def _wait_for_metric(bridge: RunningBridge, line: str, timeout_s: float = 10.0) 
     raise AssertionError(f"metric {line!r} never appeared")
 
 
-def test_overload_is_retryable_on_both_transports(bridge_factory, tmp_path: Path) -> None:
+def test_overload_is_retryable_on_both_transports(
+    bridge_factory, tmp_path: Path, storage: StorageConfig
+) -> None:
     config = make_config(tmp_path / "busy")
     config.receivers.otlp.max_pending_requests = 1
     busy = bridge_factory(config=config)
     # Another process-level writer holds the database: the bridge's write has to wait.
-    blocker = sqlite3.connect(tmp_path / "busy" / "bridge.db", isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    blocker = WriteBlocker(storage, tmp_path / "busy")
     first = proto_request(
         [proto_span(os.urandom(16), os.urandom(8), "a", {"session.id": "s-busy"})]
     )
@@ -137,8 +138,7 @@ def test_overload_is_retryable_on_both_transports(bridge_factory, tmp_path: Path
         assert int(response.headers["retry-after"]) >= 1
         assert status_pb2.Status.FromString(response.content).code == code_pb2.UNAVAILABLE
 
-        blocker.execute("ROLLBACK")
+        blocker.release()
         waiting.join(timeout=30)
-    blocker.close()
     assert results["first"] == ExportTraceServiceResponse()
     assert busy.get_session("s-busy")["span_count"] == 1  # only what was acknowledged

@@ -11,30 +11,10 @@ from hypothesis import strategies as st
 from session_bridge.model import ClientInfo, EventType, LlmUsage, SpanRecord
 from session_bridge.rollup.binding import TraceState, plan_rollups
 from session_bridge.rollup.rollup import Rollup, from_span, merge
+from tests import strategies
 
-texts = st.sampled_from(["a", "b", "c", "d"])
-stamped = st.none() | st.tuples(st.integers(0, 5), texts)
-maybe_int = st.none() | st.integers(0, 10**6)
-
-rollups = st.builds(
-    Rollup,
-    start_ns=maybe_int,
-    end_ns=maybe_int,
-    trace_count=st.integers(0, 5),
-    span_count=st.integers(0, 50),
-    error_count=st.integers(0, 5),
-    services=st.frozensets(texts),
-    user_id=stamped,
-    environment=stamped,
-    client=stamped,
-    geo=stamped,
-    request_count=st.integers(0, 9),
-    input_tokens=st.integers(0, 10**6),
-    output_tokens=st.integers(0, 10**6),
-    cost_nano_usd=st.integers(0, 10**9),
-    unpriced_count=st.integers(0, 3),
-    models=st.frozensets(texts),
-    providers=st.frozensets(texts),
+rollups = strategies.rollups(
+    st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 10**6), st.integers(0, 10**6)
 )
 
 

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from session_bridge.model import SpanRecord
+from session_bridge.rollup.binding import TraceDelta
 from session_bridge.rollup.rollup import Rollup
+from session_bridge.store.search import SessionSearch
 
 
 @dataclass(slots=True)
@@ -17,12 +19,24 @@ class WriteBatch:
     project_id: str
     records: list[SpanRecord]
     resources: dict[bytes, bytes] = field(default_factory=dict)
+    # per-trace deltas of all `records`, folded before the write (outside any lock);
+    # a store may use them when every record turns out to be new
+    trace_deltas: dict[bytes, TraceDelta] | None = None
 
 
 @dataclass(slots=True)
 class WriteResult:
     stored: int  # spans new to the store
     duplicates: int  # spans the store already had (client retries)
+
+
+@dataclass(slots=True)
+class Expired:
+    """What one `Store.expire` call deleted."""
+
+    traces: int = 0
+    spans: int = 0
+    sessions: int = 0
 
 
 @dataclass(slots=True)
@@ -47,6 +61,37 @@ class SessionQuery:
     before: tuple[int, str] | None = None  # (start_ns, session_id) of the first row seen
 
 
+@dataclass(slots=True)
+class TraceRow:
+    trace_id: bytes
+    rollup: Rollup
+
+
+@dataclass(slots=True)
+class ProjectSpanQuery:
+    """Spans of a project's most recent sessions (a bounded baseline for comparisons)."""
+
+    project_id: str
+    max_sessions: int
+    exclude_session_id: str | None = None
+    started_before_ns: int | None = None  # only sessions that started before this
+    names: Sequence[str] | None = None  # only spans with these names
+    event_types: Sequence[str] | None = None  # only spans of these event types
+
+
+@dataclass(slots=True)
+class GenerationQuery:
+    """LLM-call spans that belong to a session, newest first (keyset on the sort key)."""
+
+    project_id: str
+    limit: int
+    model: str | None = None
+    provider: str | None = None
+    start_from_ns: int | None = None
+    start_until_ns: int | None = None
+    before: tuple[int, bytes, bytes] | None = None  # (start_ns, trace_id, span_id) last seen
+
+
 class Store(ABC):
     """Durable storage of spans, trace->session bindings and rollups.
 
@@ -54,22 +99,17 @@ class Store(ABC):
     returns: the receivers acknowledge a request only after that.
     """
 
-    @abstractmethod
-    def write(self, batch: WriteBatch) -> WriteResult: ...
+    def write(self, batch: WriteBatch) -> WriteResult:
+        """Write one batch; raise what made it fail."""
+        (result,) = self.write_many([batch])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
+    @abstractmethod
     def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
         """Write several batches, each all-or-nothing; a failed batch yields its exception.
-
-        Stores that can commit several batches in one transaction (group commit)
-        override this; the default writes them one by one.
-        """
-        results: list[WriteResult | Exception] = []
-        for batch in batches:
-            try:
-                results.append(self.write(batch))
-            except Exception as exc:
-                results.append(exc)
-        return results
+        Both stores commit them in one transaction (group commit)."""
 
     @abstractmethod
     def get_session(self, project_id: str, session_id: str) -> SessionRow | None: ...
@@ -79,9 +119,53 @@ class Store(ABC):
         """Up to `page_size` rows in (start_ns, session_id) descending order, or the
         rows just before `before` (still returned in descending order)."""
 
+    # -- reads for the query APIs: spans come back as `SpanRecord`s with `otlp_span` and
+    # `resource_key` set (client, geo and llm.reported_cost_usd are not stored per span).
+
+    @abstractmethod
+    def search_sessions(self, search: SessionSearch) -> list[SessionRow]:
+        """One page of `search` (see `store.search`: compile it with `select_sql`); raises
+        `UnknownRowError` when `search.after_session_id` is not a session of the project."""
+
+    @abstractmethod
+    def count_sessions(self, search: SessionSearch) -> int:
+        """How many sessions match `search.where` (sort and paging ignored)."""
+
+    @abstractmethod
+    def session_traces(self, project_id: str, session_id: str) -> list[TraceRow]:
+        """The traces of a session, by (start_ns, trace_id)."""
+
+    @abstractmethod
+    def trace_spans(self, project_id: str, trace_ids: Sequence[bytes]) -> list[SpanRecord]:
+        """Every span of these traces, by (start_ns, span_id)."""
+
+    @abstractmethod
+    def session_root_spans(self, project_id: str, session_ids: Sequence[str]) -> list[SpanRecord]:
+        """The root spans (no parent) of the traces of these sessions, by start_ns."""
+
+    @abstractmethod
+    def project_spans(self, query: ProjectSpanQuery) -> list[SpanRecord]: ...
+
+    @abstractmethod
+    def list_generations(self, query: GenerationQuery) -> list[SpanRecord]:
+        """Up to `limit` LLM-call spans, by (start_ns, trace_id, span_id) descending."""
+
+    @abstractmethod
+    def resources(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        """Serialized OTLP `Resource`s by resource key."""
+
     @abstractmethod
     def ping(self) -> None:
         """Raise if the store cannot serve reads and writes."""
+
+    @abstractmethod
+    def expire(
+        self, traces_before_ns: int | None, sessions_before_ns: int | None, limit: int
+    ) -> Expired:
+        """Delete one bounded batch of expired data (retention), in short transactions
+        that do not hold ingestion up: up to `limit` traces whose last span ended before
+        `traces_before_ns`, with all their spans (the sessions keep counting them), and up
+        to `limit` sessions that ended before `sessions_before_ns`. None keeps that kind."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -1,4 +1,5 @@
-"""How a `Rollup` is laid out in SQL columns, derived from `ROLLUP_COLUMNS`.
+"""How a `Rollup` is laid out in SQL columns, derived from `ROLLUP_COLUMNS`, and
+how a stored span is read back.
 
 SUM/MIN/MAX columns are integers, UNION columns a JSON array of sorted strings,
 EARLIEST columns a text value plus an integer `<name>_stamp`.
@@ -7,8 +8,10 @@ EARLIEST columns a text value plus an integer `<name>_stamp`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from session_bridge.model import EventType, LlmUsage, SpanRecord
 from session_bridge.rollup.rollup import ROLLUP_COLUMNS, Merge, Rollup
 
 
@@ -58,3 +61,122 @@ def from_row(row: tuple[Any, ...] | list[Any]) -> Rollup:
             values[name] = row[i]
             i += 1
     return Rollup(**values)
+
+
+# -- spans as the query side reads them back -----------------------------------------------
+
+SPAN_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "event_type",
+    "is_error",
+    "service",
+    "environment",
+    "session_id",
+    "user_id",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "scope_name",
+    "resource_key",
+    "otlp_span",
+)
+
+
+# -- spans as the stores write them ---------------------------------------------------------
+
+SPAN_WRITE_COLUMNS: tuple[str, ...] = (*SPAN_COLUMNS[:3], "project_id", *SPAN_COLUMNS[3:])
+
+
+def span_values(r: SpanRecord, project_id: str, session_id: str | None) -> tuple[Any, ...]:
+    """A span as stored, in the order of `SPAN_WRITE_COLUMNS` (`session_id`: its trace's)."""
+    llm = r.llm
+    return (
+        r.trace_id,
+        r.span_id,
+        r.parent_span_id,
+        project_id,
+        r.name,
+        r.kind,
+        r.start_ns,
+        r.end_ns,
+        r.status_code,
+        r.status_message,
+        r.event_type.value,
+        r.is_error,
+        r.service,
+        r.environment,
+        session_id,
+        r.user_id,
+        llm.provider if llm else None,
+        llm.model if llm else None,
+        llm.input_tokens if llm else None,
+        llm.output_tokens if llm else None,
+        llm.cache_read_tokens if llm else None,
+        llm.cache_creation_tokens if llm else None,
+        llm.reasoning_tokens if llm else None,
+        r.cost_usd,
+        r.scope_name,
+        r.resource_key,
+        r.otlp_span,
+    )
+
+
+def span_select(alias: str) -> str:
+    """The SELECT list of `SPAN_COLUMNS` from table alias `alias`, for `span_from_row`."""
+    return ", ".join(f"{alias}.{name}" for name in SPAN_COLUMNS)
+
+
+def span_from_row(row: Sequence[Any]) -> SpanRecord:
+    (
+        trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
+        status_message, event_type, is_error, service, environment, session_id, user_id,
+        provider, model, input_tokens, output_tokens, cache_read, cache_creation, reasoning,
+        cost_usd, scope_name, resource_key, otlp_span,
+    ) = row  # fmt: skip
+    event = EventType(event_type)
+    llm = None
+    if event is EventType.LLM_CALL:
+        llm = LlmUsage(
+            provider=provider,
+            model=model,
+            input_tokens=input_tokens or 0,
+            output_tokens=output_tokens or 0,
+            cache_read_tokens=cache_read or 0,
+            cache_creation_tokens=cache_creation or 0,
+            reasoning_tokens=reasoning or 0,
+        )
+    return SpanRecord(
+        trace_id=bytes(trace_id),
+        span_id=bytes(span_id),
+        parent_span_id=bytes(parent_span_id) if parent_span_id is not None else None,
+        name=name,
+        kind=kind,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        status_code=status_code,
+        status_message=status_message,
+        event_type=event,
+        is_error=bool(is_error),
+        service=service,
+        environment=environment,
+        session_id=session_id,
+        user_id=user_id,
+        llm=llm,
+        cost_usd=cost_usd,
+        scope_name=scope_name,
+        otlp_span=bytes(otlp_span),
+        resource_key=bytes(resource_key),
+    )

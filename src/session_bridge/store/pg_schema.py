@@ -1,0 +1,168 @@
+"""Versioned PostgreSQL schema migrations, applied at start and by `session-bridge migrate`.
+
+Each migration runs once, in order, in one transaction with its row in
+`schema_migrations`; an advisory lock (per schema) lets replicas that start together
+take turns, so re-running is a no-op. A migration is history: never edit one that
+has shipped, add the next. After migrating, the rollup columns of `traces` and
+`sessions` are checked against `ROLLUP_COLUMNS` (through `columns.COLUMN_NAMES`), so
+a rollup column added without its migration stops the bridge at start.
+
+Text columns use the "C" collation: ordering and comparisons are by code point, as
+in SQLite and in Python, whatever the database's locale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from session_bridge.store import columns
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+_ROLLUP_V1 = """
+  start_ns bigint,
+  end_ns bigint,
+  trace_count bigint NOT NULL DEFAULT 0,
+  span_count bigint NOT NULL DEFAULT 0,
+  error_count bigint NOT NULL DEFAULT 0,
+  services text COLLATE "C" NOT NULL DEFAULT '[]',
+  user_id text COLLATE "C",
+  user_id_stamp bigint,
+  environment text COLLATE "C",
+  environment_stamp bigint,
+  client text COLLATE "C",
+  client_stamp bigint,
+  geo text COLLATE "C",
+  geo_stamp bigint,
+  request_count bigint NOT NULL DEFAULT 0,
+  input_tokens bigint NOT NULL DEFAULT 0,
+  output_tokens bigint NOT NULL DEFAULT 0,
+  cache_read_tokens bigint NOT NULL DEFAULT 0,
+  cache_creation_tokens bigint NOT NULL DEFAULT 0,
+  reasoning_tokens bigint NOT NULL DEFAULT 0,
+  cost_nano_usd bigint NOT NULL DEFAULT 0,
+  unpriced_count bigint NOT NULL DEFAULT 0,
+  models text COLLATE "C" NOT NULL DEFAULT '[]',
+  providers text COLLATE "C" NOT NULL DEFAULT '[]'"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "resources, spans, traces (trace->session binding) and sessions",
+        f"""
+CREATE TABLE resources (
+  resource_key bytea PRIMARY KEY,
+  resource bytea NOT NULL
+);
+CREATE TABLE spans (
+  trace_id bytea NOT NULL,
+  span_id bytea NOT NULL,
+  parent_span_id bytea,
+  project_id text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  kind integer NOT NULL,
+  start_ns bigint NOT NULL,
+  end_ns bigint NOT NULL,
+  status_code integer NOT NULL,
+  status_message text COLLATE "C" NOT NULL,
+  event_type text COLLATE "C" NOT NULL,
+  is_error boolean NOT NULL,
+  service text COLLATE "C",
+  environment text COLLATE "C",
+  session_id text COLLATE "C",
+  user_id text COLLATE "C",
+  provider text COLLATE "C",
+  model text COLLATE "C",
+  input_tokens bigint,
+  output_tokens bigint,
+  cache_read_tokens bigint,
+  cache_creation_tokens bigint,
+  reasoning_tokens bigint,
+  cost_usd double precision,
+  scope_name text COLLATE "C" NOT NULL,
+  resource_key bytea NOT NULL,
+  otlp_span bytea NOT NULL,
+  PRIMARY KEY (trace_id, span_id)
+);
+-- bound_by: the transaction that named the trace's session (see store/postgres.py)
+CREATE TABLE traces (
+  trace_id bytea PRIMARY KEY,
+  project_id text COLLATE "C" NOT NULL,
+  session_id text COLLATE "C",
+  bound_by xid8,{_ROLLUP_V1}
+);
+CREATE INDEX traces_by_session ON traces (project_id, session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX traces_by_end ON traces (end_ns);
+CREATE TABLE sessions (
+  project_id text COLLATE "C" NOT NULL,
+  session_id text COLLATE "C" NOT NULL,{_ROLLUP_V1},
+  PRIMARY KEY (project_id, session_id)
+);
+CREATE INDEX sessions_by_start ON sessions (project_id, start_ns, session_id);
+CREATE INDEX sessions_by_user ON sessions (project_id, user_id, start_ns);
+CREATE INDEX sessions_by_end ON sessions (end_ns);
+""",
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+def migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> list[int]:
+    """Bring `schema` up to `LATEST`; return the versions applied now (empty: no-op)."""
+    applied_now: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"session-bridge:{schema}",))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, description text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {int(str(v)) for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        if done and max(done) > LATEST:
+            raise RuntimeError(
+                f"schema {schema!r} is at version {max(done)}, newer than this bridge"
+                f" ({LATEST}); upgrade the bridge"
+            )
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            conn.execute(migration.sql.encode())
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
+                (migration.version, migration.description),
+            )
+            applied_now.append(migration.version)
+        _check_rollup_layout(conn, schema)
+    return applied_now
+
+
+def _check_rollup_layout(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
+    expected = set(columns.COLUMN_NAMES)
+    for table, keys in (("traces", {"trace_id", "project_id", "session_id", "bound_by"}),
+                        ("sessions", {"project_id", "session_id"})):  # fmt: skip
+        found = {
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s",
+                (schema, table),
+            )
+        }
+        if found - keys != expected:
+            raise RuntimeError(
+                f"{schema}.{table} does not have the rollup columns of ROLLUP_COLUMNS"
+                f" (missing: {sorted(expected - found)}, extra: {sorted(found - keys - expected)});"
+                " add a migration to store/pg_schema.py"
+            )
