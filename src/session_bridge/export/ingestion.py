@@ -1,0 +1,159 @@
+"""The `ingestion` exporter: Langfuse's batch API, `POST {base_url}/api/public/ingestion`.
+
+`{"batch": [events...]}` with HTTP Basic `public_key:secret_key`. The answer is 207 with
+`successes` and `errors` per event: per-event 4xx (400, 401, 404) are final and become
+dead letters with the server's message; per-event 5xx (and 429) are sent again. For the
+whole request: 429, 5xx, time-outs and connection errors are retried (the runner backs
+off, honouring Retry-After); 401/403 (credentials) and 404/405 (wrong base URL) keep
+everything queued and make the bridge unhealthy; 413 splits the request; another 4xx
+fails the request's events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from session_bridge import __version__
+from session_bridge.config import IngestionExporterConfig, ingestion_setting
+from session_bridge.export.base import Exporter, Failure, SendResult, Unit
+from session_bridge.export.langfuse_events import ingestion_units
+from session_bridge.export.log import LogEntry
+from session_bridge.export.retry import retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+INGESTION_PATH = "/api/public/ingestion"
+SDK_NAME = "otel-session-bridge"
+_PREFIX = b'{"batch":['
+_SUFFIX = (
+    b'],"metadata":'
+    + json.dumps({"sdk_name": SDK_NAME, "sdk_version": __version__}, separators=(",", ":")).encode()
+    + b"}"
+)
+_BLOCKING = {
+    401: "the ingestion endpoint refused the credentials (public_key/secret_key)",
+    403: "the ingestion endpoint forbids these credentials (ingestion suspended or wrong key type)",
+    404: "no ingestion endpoint at this URL (check base_url)",
+    405: "no ingestion endpoint at this URL (check base_url)",
+}
+_MESSAGE_LIMIT = 2000
+
+
+class IngestionExporter(Exporter):
+    def __init__(self, config: IngestionExporterConfig) -> None:
+        self.name = config.label
+        self.max_request_bytes = int(config.max_batch_size)
+        self.request_overhead = len(_PREFIX) + len(_SUFFIX)
+        # an event never makes a request too large by itself
+        self._max_event = min(int(config.max_event_size), self.max_request_bytes - 1024)
+        base_url = ingestion_setting(config, "base_url").rstrip("/")
+        self.url = base_url + INGESTION_PATH
+        self._client = httpx.Client(
+            auth=(ingestion_setting(config, "public_key"), ingestion_setting(config, "secret_key")),
+            timeout=float(config.timeout),
+            headers={
+                "User-Agent": f"{SDK_NAME}/{__version__}",
+                "x-langfuse-sdk-name": SDK_NAME,
+                "x-langfuse-sdk-version": __version__,
+                "x-langfuse-public-key": ingestion_setting(config, "public_key"),
+            },
+        )
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.url}"
+
+    def units(self, entries: Sequence[LogEntry]) -> list[Unit]:
+        return ingestion_units(entries, self._max_event)
+
+    def send(self, units: Sequence[Unit]) -> SendResult:
+        body = _PREFIX + b",".join(u.payload for u in units) + _SUFFIX
+        try:
+            response = self._client.post(
+                self.url, content=body, headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            return _retry_all(units, Failure(0, f"{type(exc).__name__}: {exc}"), None)
+        status = response.status_code
+        if status in (200, 201, 207):
+            return _per_event(units, response)
+        message = _message(response)
+        if status == 429 or status >= 500:
+            delay = retry_after_seconds(response.headers.get("retry-after"))
+            return _retry_all(units, Failure(status, message), delay)
+        if status in _BLOCKING:
+            return SendResult(blocked=Failure(status, f"{_BLOCKING[status]}: {message}"))
+        if status == 413 and len(units) > 1:
+            half = len(units) // 2
+            return _joined(self.send(units[:half]), self.send(units[half:]), half)
+        return SendResult(failed={i: Failure(status, message) for i in range(len(units))})
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _retry_all(units: Sequence[Unit], problem: Failure, delay: float | None) -> SendResult:
+    return SendResult(retry=list(range(len(units))), problem=problem, retry_after_s=delay)
+
+
+def _per_event(units: Sequence[Unit], response: httpx.Response) -> SendResult:
+    """The 207 answer: final per-event 4xx, retried per-event 5xx and 429."""
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if not isinstance(errors, list):
+        if response.status_code == 207:
+            log.warning("the ingestion endpoint answered 207 without a list of errors")
+        return SendResult()
+    index = {unit.key: i for i, unit in enumerate(units)}
+    result = SendResult()
+    for error in errors:
+        if not isinstance(error, dict) or error.get("id") not in index:
+            continue
+        i = index[error["id"]]
+        status = int(error.get("status") or 500)
+        failure = Failure(status, _error_text(error))
+        if status == 429 or status >= 500:
+            result.retry.append(i)
+            result.problem = failure
+        else:
+            result.failed[i] = failure
+    return result
+
+
+def _joined(first: SendResult, second: SendResult, offset: int) -> SendResult:
+    """The results of two halves of one request, as the result of the whole."""
+    if first.blocked or second.blocked:
+        return SendResult(blocked=first.blocked or second.blocked)
+    delays = [d for d in (first.retry_after_s, second.retry_after_s) if d is not None]
+    return SendResult(
+        failed={**first.failed, **{i + offset: f for i, f in second.failed.items()}},
+        retry=[*first.retry, *(i + offset for i in second.retry)],
+        problem=first.problem or second.problem,
+        retry_after_s=max(delays) if delays else None,
+    )
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    parts = [str(error["message"])] if error.get("message") else []
+    detail = error.get("error")
+    if detail not in (None, ""):
+        parts.append(detail if isinstance(detail, str) else json.dumps(detail))
+    return (": ".join(parts) or f"status {error.get('status')}")[:_MESSAGE_LIMIT]
+
+
+def _message(response: httpx.Response) -> str:
+    text = response.text.strip()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        text = str(body["message"])
+    return f"HTTP {response.status_code}" + (f": {text[:_MESSAGE_LIMIT]}" if text else "")

@@ -1,0 +1,93 @@
+"""The export log: the store's spans in commit order, read by each exporter with its own
+durable cursor, and the dead-letter store beside it.
+
+The store is the log. Every committed span has a position (SQLite: the `spans` rowid,
+given in commit order), so a span is in every exporter's queue the moment the store
+commits it: one durable write per span, and nothing extra on the ingest path. An
+exporter reads the spans after its cursor, delivers them, and advances its cursor in the
+same transaction that files what it could not deliver as dead letters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from session_bridge.model import SpanRecord
+from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """One span as exporters read it, with what the bridge resolved for its trace."""
+
+    position: int  # in the log; strictly increasing in commit order
+    project_id: str
+    span: SpanRecord  # session_id: the trace's session; user_id: the trace's user, else the span's
+    resource: bytes  # serialized OTLP Resource
+    trace_start_ns: int | None  # the trace's earliest span start, when known
+    size: int  # what the entry counts for in the queue: its serialized span, in bytes
+
+
+@dataclass(slots=True)
+class StoredDeadLetter:
+    id: int
+    letter: DeadLetter
+
+
+class ExportLog(ABC):
+    """What an exporter needs from the store. Implementations must be safe to use from
+    several threads (one reader per exporter, plus the dead-letter commands)."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The position of the newest committed span (0: none)."""
+
+    @abstractmethod
+    def cursor(self, exporter: str) -> int:
+        """Where `exporter` stands; a new exporter starts at the head (it owes only what
+        is accepted from now on)."""
+
+    @abstractmethod
+    def keep_cursors(self, exporters: Sequence[str]) -> None:
+        """Forget the cursors of other exporters (no longer configured): they would hold
+        spans back from retention forever."""
+
+    @abstractmethod
+    def read_after(self, cursor: int, until: int, max_bytes: int) -> list[LogEntry]:
+        """Entries with cursor < position <= until, in order, until `max_bytes` of
+        entry sizes are reached (at least one entry when there is one)."""
+
+    @abstractmethod
+    def bytes_between(self, after: int, until: int) -> int:
+        """The summed entry sizes of after < position <= until."""
+
+    @abstractmethod
+    def commit(self, exporter: str, cursor: int, dead_letters: Sequence[DeadLetter]) -> None:
+        """Advance `exporter` to `cursor` and file `dead_letters`, atomically and durably."""
+
+    # -- the dead-letter store ------------------------------------------------------------
+
+    @abstractmethod
+    def dead_letters(
+        self, exporter: str | None, ids: Sequence[int] | None, limit: int, after_id: int = 0
+    ) -> list[StoredDeadLetter]:
+        """Up to `limit` dead letters with ids above `after_id`, oldest first, of
+        `exporter` (None: all) and among `ids` (None: any)."""
+
+    @abstractmethod
+    def count_dead_letters(self, exporter: str | None) -> int: ...
+
+    @abstractmethod
+    def settle_dead_letters(
+        self, delivered: Sequence[int], failed_again: Sequence[StoredDeadLetter]
+    ) -> None:
+        """After a replay: drop the delivered ones, update those that failed again."""
+
+    @abstractmethod
+    def purge_dead_letters(self, exporter: str | None, ids: Sequence[int] | None) -> int:
+        """Delete dead letters (all of `exporter`'s, or these ids); return how many."""
+
+    @abstractmethod
+    def close(self) -> None: ...

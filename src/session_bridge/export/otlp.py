@@ -1,0 +1,135 @@
+"""The `otlp` exporter: the spans as received, with what the bridge resolved added, to any
+OTLP endpoint (a Collector, a backend whose batch API gave way to OTLP, another bridge).
+
+Each span gets its trace's session and user as `session.id` / `langfuse.session.id` and
+`user.id` / `langfuse.user.id` (replacing what it carried under those keys), and the
+computed cost as `gen_ai.usage.cost` unless it reported one. Spans are grouped back under
+their resource and instrumentation scope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from session_bridge.config import OtlpExporterConfig
+from session_bridge.export.base import Exporter, Failure, SendResult, Unit
+from session_bridge.export.log import LogEntry
+from session_bridge.export.upstream import TRACES, Upstream, UpstreamSettings, Verdict
+
+log = logging.getLogger(__name__)
+
+SESSION_KEYS = ("session.id", "langfuse.session.id")
+USER_KEYS = ("user.id", "langfuse.user.id")
+COST_KEY = "gen_ai.usage.cost"
+
+
+class OtlpExporter(Exporter):
+    request_overhead = 16 * 1024  # resources and scopes around the spans
+
+    def __init__(self, config: OtlpExporterConfig) -> None:
+        self.name = config.label
+        self.max_request_bytes = int(config.max_batch_size)
+        self.settings = UpstreamSettings.from_config(config)
+        self._upstream = Upstream(self.settings)
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.settings.describe()}"
+
+    def units(self, entries: Sequence[LogEntry]) -> list[Unit]:
+        return [Unit(resolved_span(e), [e]) for e in entries]
+
+    def send(self, units: Sequence[Unit]) -> SendResult:
+        answer = self._upstream.export(TRACES, _request(units).SerializeToString())
+        failure = Failure(answer.status, answer.message)
+        everything = list(range(len(units)))
+        if answer.verdict is Verdict.OK:
+            _warn_partial(answer.body, self.name)
+            return SendResult()
+        if answer.verdict is Verdict.RETRY:
+            return SendResult(retry=everything, problem=failure, retry_after_s=answer.retry_after_s)
+        if answer.verdict is Verdict.BLOCKED:
+            return SendResult(blocked=failure)
+        if answer.verdict is Verdict.TOO_LARGE and len(units) > 1:
+            half = len(units) // 2
+            first, second = self.send(units[:half]), self.send(units[half:])
+            if first.blocked or second.blocked or first.retry or second.retry:
+                return SendResult(retry=everything, problem=first.problem or second.problem)
+            return SendResult(
+                failed={**first.failed, **{i + half: f for i, f in second.failed.items()}}
+            )
+        return SendResult(failed=dict.fromkeys(everything, failure))
+
+    def close(self) -> None:
+        self._upstream.close()
+
+
+def resolved_span(entry: LogEntry) -> bytes:
+    """The span as received, with its trace's session, user and cost as attributes."""
+    record = entry.span
+    added: list[tuple[str, str | float]] = []
+    if record.session_id:
+        added += [(key, record.session_id) for key in SESSION_KEYS]
+    if record.user_id:
+        added += [(key, record.user_id) for key in USER_KEYS]
+    span = Span.FromString(record.otlp_span)
+    if record.cost_usd is not None and not any(kv.key == COST_KEY for kv in span.attributes):
+        added.append((COST_KEY, record.cost_usd))
+    if not added:
+        return record.otlp_span
+    replaced = {key for key, _ in added}
+    kept = [kv for kv in span.attributes if kv.key not in replaced]
+    del span.attributes[:]
+    span.attributes.extend(kept)
+    for key, value in added:
+        kv = KeyValue(key=key)
+        if isinstance(value, float):
+            kv.value.double_value = value
+        else:
+            kv.value.string_value = value
+        span.attributes.append(kv)
+    return span.SerializeToString()
+
+
+def _request(units: Sequence[Unit]) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    resources: dict[bytes, ResourceSpans] = {}
+    scopes: dict[tuple[bytes, str], ScopeSpans] = {}
+    for unit in units:
+        entry = unit.entries[0]
+        resource_spans = resources.get(entry.resource)
+        if resource_spans is None:
+            resource_spans = request.resource_spans.add()
+            resource_spans.resource.CopyFrom(Resource.FromString(entry.resource))
+            resources[entry.resource] = resource_spans
+        key = (entry.resource, entry.span.scope_name)
+        scope_spans = scopes.get(key)
+        if scope_spans is None:
+            scope_spans = resource_spans.scope_spans.add()
+            scope_spans.scope.name = entry.span.scope_name
+            scopes[key] = scope_spans
+        scope_spans.spans.add().MergeFromString(unit.payload)
+    return request
+
+
+def _warn_partial(body: bytes, name: str) -> None:
+    try:
+        response = ExportTraceServiceResponse.FromString(body)
+    except Exception:  # a 2xx is success whatever its body says (as the Collector reads it)
+        return
+    partial = response.partial_success
+    if partial.rejected_spans or partial.error_message:
+        log.warning(
+            "exporter %s: the upstream rejected %d spans: %s",
+            name,
+            partial.rejected_spans,
+            partial.error_message,
+        )

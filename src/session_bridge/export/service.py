@@ -1,0 +1,115 @@
+"""The configured exporters, started and stopped together; what the receivers (admission)
+and `/readyz` (health) read from them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from session_bridge.config import (
+    ExporterConfig,
+    IngestionExporterConfig,
+    OtlpExporterConfig,
+    StorageConfig,
+)
+from session_bridge.export.base import Exporter
+from session_bridge.export.file import FileExporter
+from session_bridge.export.ingestion import IngestionExporter
+from session_bridge.export.log import ExportLog
+from session_bridge.export.otlp import OtlpExporter
+from session_bridge.export.runner import ExporterRunner
+from session_bridge.export.sqlite_log import SqliteExportLog
+from session_bridge.export.upstream import UpstreamSettings
+from session_bridge.store.factory import sqlite_path
+from session_bridge.telemetry import ExporterMetrics
+
+log = logging.getLogger(__name__)
+
+
+def build_exporter(config: ExporterConfig, data_dir: Path) -> Exporter:
+    if isinstance(config, IngestionExporterConfig):
+        return IngestionExporter(config)
+    if isinstance(config, OtlpExporterConfig):
+        return OtlpExporter(config)
+    return FileExporter(config, data_dir)
+
+
+def open_export_log(storage: StorageConfig) -> ExportLog | None:
+    """The store's export log; None where the store has none yet (PostgreSQL)."""
+    if storage.backend != "sqlite":
+        return None
+    return SqliteExportLog(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
+
+
+def upstream_settings(exporters: list[ExporterConfig]) -> UpstreamSettings | None:
+    """Where OTLP logs and metrics are passed: the first `otlp` exporter's endpoint."""
+    for config in exporters:
+        if isinstance(config, OtlpExporterConfig):
+            return UpstreamSettings.from_config(config)
+    return None
+
+
+class ExportService:
+    def __init__(self, export_log: ExportLog, runners: list[ExporterRunner]) -> None:
+        self.log = export_log
+        self.runners = runners
+
+    @classmethod
+    def open(
+        cls,
+        exporters: list[ExporterConfig],
+        storage: StorageConfig,
+        data_dir: Path,
+        metrics: ExporterMetrics,
+    ) -> ExportService | None:
+        export_log = open_export_log(storage)
+        if export_log is None:
+            if exporters:
+                log.error(
+                    "exporters are configured but the %s store has no export log yet:"
+                    " NOTHING IS EXPORTED (use the sqlite backend to export)",
+                    storage.backend,
+                )
+            return None
+        export_log.keep_cursors([config.label for config in exporters])
+        if not exporters:
+            export_log.close()
+            return None
+        runners = [
+            ExporterRunner(build_exporter(config, data_dir), export_log, config, metrics)
+            for config in exporters
+        ]
+        return cls(export_log, runners)
+
+    def start(self) -> None:
+        """Each exporter's cursor exists once this returns: from then on, every span the
+        store commits is in every exporter's queue."""
+        for runner in self.runners:
+            runner.start()
+            log.info("exporter %s started", runner.exporter.describe())
+
+    def refusal(self) -> str | None:
+        """Why receivers must refuse new spans now (an exporter's queue is full), or None."""
+        for runner in self.runners:
+            if runner.backlog_bytes >= runner.capacity:
+                return (
+                    f"exporter {runner.name} has {runner.backlog_bytes} bytes waiting"
+                    f" (queue_capacity {runner.capacity}); retry later"
+                )
+        return None
+
+    def problems(self) -> list[str]:
+        return [p for p in (runner.health() for runner in self.runners) if p is not None]
+
+    def describe(self) -> list[str]:
+        return [runner.exporter.describe() for runner in self.runners]
+
+    def close(self, deadline_s: float) -> None:
+        """Let each exporter finish its request in flight, up to `deadline_s` in all."""
+        for runner in self.runners:
+            runner.request_stop()
+        end = time.monotonic() + deadline_s
+        stopped = [runner.close(max(end - time.monotonic(), 0.0)) for runner in self.runners]
+        if all(stopped):
+            self.log.close()
