@@ -20,5 +20,8 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:4318/readyz', timeout=2).status == 200 else 1)"
 
 # Listen on all interfaces inside the container; pass --config to use a file
-# (see config/bridge.yaml for every option).
+# (see config/bridge.yaml for every option). The same image runs either deployment:
+#   sidecar (SQLite on the volume):  docker run -v bridge-data:/var/lib/session-bridge IMAGE
+#   gateway replica (PostgreSQL):    docker run -e BRIDGE_POSTGRES_DSN=postgresql://...
+#                                      IMAGE --config /app/config/gateway.yaml
 ENTRYPOINT ["session-bridge", "run", "--grpc", "0.0.0.0:4317", "--http", "0.0.0.0:4318", "--data-dir", "/var/lib/session-bridge"]

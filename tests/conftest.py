@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import psycopg.sql
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
@@ -20,8 +23,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from session_bridge.config import BridgeConfig
+from session_bridge.config import BridgeConfig, StorageConfig
 from session_bridge.server import Bridge, Endpoints
+from session_bridge.store.base import Store
+from session_bridge.store.factory import open_store
+from tests import pg
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -70,6 +76,26 @@ class RunningBridge:
         return {s["session.id"]: s for s in self.list_sessions(page_size=1000)["items"]}
 
 
+class WriteBlocker:
+    """Another writer holding the store, as another process would: the bridge's writes
+    wait until `release`."""
+
+    def __init__(self, storage: StorageConfig, data_dir: Path) -> None:
+        self._conn: sqlite3.Connection | psycopg.Connection[tuple[Any, ...]]
+        if storage.backend == "postgres":
+            self._conn = psycopg.connect(storage.postgres.dsn)
+            schema = psycopg.sql.Identifier(storage.postgres.schema)
+            self._conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(schema))
+            self._conn.execute("LOCK TABLE spans IN EXCLUSIVE MODE")
+        else:
+            self._conn = sqlite3.connect(data_dir / "bridge.db", isolation_level=None)
+            self._conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self._conn.rollback()
+        self._conn.close()
+
+
 def make_config(data_dir: Path, **sections: dict[str, Any]) -> BridgeConfig:
     config = BridgeConfig()
     config.storage.data_dir = str(data_dir)
@@ -82,12 +108,59 @@ def make_config(data_dir: Path, **sections: dict[str, Any]) -> BridgeConfig:
     return config
 
 
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """This test session's PostgreSQL database (required: an error, not a skip, without it)."""
+    dsn = pg.create_test_database()
+    yield dsn
+    pg.drop_database(dsn)
+
+
 @pytest.fixture
-def bridge_factory(tmp_path: Path) -> Iterator[Callable[..., RunningBridge]]:
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A schema of this test's own in `pg_dsn`, dropped afterwards."""
+    schema = pg.new_schema_name()
+    yield schema
+    pg.drop_schema(pg_dsn, schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageConfig:
+    """Where a test's bridges and stores keep their data: every store test and every
+    end-to-end test runs once on each backend."""
+    config = StorageConfig(data_dir=str(tmp_path / "data"))
+    if request.param == "postgres":
+        config.backend = "postgres"
+        config.postgres.dsn = request.getfixturevalue("pg_dsn")
+        config.postgres.schema = request.getfixturevalue("pg_schema")
+    return config
+
+
+@pytest.fixture
+def store_factory(storage: StorageConfig) -> Iterator[Callable[[], Store]]:
+    """Opens stores on the test's backend (all on the same data), closed afterwards."""
+    opened: list[Store] = []
+
+    def open_one() -> Store:
+        opened.append(open_store(storage))
+        return opened[-1]
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def bridge_factory(
+    tmp_path: Path, storage: StorageConfig
+) -> Iterator[Callable[..., RunningBridge]]:
     running: list[RunningBridge] = []
 
     def start(data_dir: Path | None = None, config: BridgeConfig | None = None) -> RunningBridge:
         cfg = config or make_config(data_dir or tmp_path / "data")
+        if storage.backend == "postgres":  # the test's own schema, whatever its data_dir
+            cfg.storage.backend = storage.backend
+            cfg.storage.postgres = storage.postgres
         bridge = RunningBridge(cfg)
         running.append(bridge)
         return bridge
@@ -113,3 +186,19 @@ def sdk_provider(bridge: RunningBridge, transport: str, resource: dict[str, Any]
     provider = TracerProvider(resource=Resource.create(resource))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+@pytest.fixture
+def start_bridge() -> Iterator[Callable[[BridgeConfig], RunningBridge]]:
+    """Starts bridges on exactly the configuration given (no storage parametrisation),
+    stopped after the test."""
+    running: list[RunningBridge] = []
+
+    def start(config: BridgeConfig) -> RunningBridge:
+        running.append(RunningBridge(config))
+        return running[-1]
+
+    yield start
+    for bridge in running:
+        if bridge._thread.is_alive():
+            bridge.stop()

@@ -1,17 +1,22 @@
-"""`session-bridge run | check-config`."""
+"""`session-bridge run | migrate | check-config | dlq`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from session_bridge import __version__, logs
 from session_bridge.config import BridgeConfig, ConfigError, load, split_endpoint
-from session_bridge.server import Bridge
+from session_bridge.workers import METRICS_DIR_ENV, Supervisor
+
+if TYPE_CHECKING:
+    from session_bridge.server import Bridge, Endpoints
 
 log = logging.getLogger("session_bridge")
 
@@ -36,9 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http", type=_endpoint, metavar="HOST:PORT", help="OTLP/HTTP + API address")
     run.add_argument("--log-format", choices=("text", "json"))
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--workers", type=int, help="receiver processes sharing the ports (1-64)")
+
+    upgrade = sub.add_parser("migrate", help="apply the store's pending schema migrations")
+    upgrade.add_argument("--config", type=Path, help="YAML configuration file (default: built-in)")
 
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
+
+    from session_bridge.export import dlq
+
+    dlq.add_commands(sub)
     return parser
 
 
@@ -53,6 +66,42 @@ def _apply_flags(config: BridgeConfig, args: argparse.Namespace) -> None:
         config.log.format = args.log_format
     if args.log_level:
         config.log.level = args.log_level
+    if args.workers:
+        config.receivers.otlp.workers = max(1, min(64, args.workers))
+
+
+def _announce(
+    endpoints: Endpoints,
+    storage: str,
+    enrich: list[str],
+    data_dir: Path,
+    workers: int,
+    exports: list[str] | None = None,
+) -> None:
+    lines = [
+        f"otel-session-bridge {__version__} is running"
+        + (f" ({workers} receiver workers)" if workers > 1 else ""),
+        f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}",
+        f"  OTLP/HTTP     {endpoints.http}/v1/traces",
+        f"  Sessions API  {endpoints.http}/api/v1/sessions",
+        f"  All APIs      {endpoints.http}/openapi.json",
+        f"  Sessions page {endpoints.http}/",
+        f"  Data          {storage}",
+        *(f"  Enrich        {line}" for line in enrich),
+        *(f"  Export        {line}" for line in exports or ["none (no exporters configured)"]),
+        f"  Point an SDK at it:  {endpoints.otlp_http_env}",
+    ]
+    print("\n".join(lines), flush=True)
+    log.info(
+        "bridge started",
+        extra={
+            "grpc": endpoints.grpc,
+            "http": endpoints.http,
+            "data_dir": str(data_dir),
+            "storage": storage,
+            "workers": workers,
+        },
+    )
 
 
 async def _serve(bridge: Bridge) -> None:
@@ -61,25 +110,34 @@ async def _serve(bridge: Bridge) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     endpoints = await bridge.start()
-    lines = [
-        f"otel-session-bridge {__version__} is running",
-        f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}",
-        f"  OTLP/HTTP     {endpoints.http}/v1/traces",
-        f"  Sessions API  {endpoints.http}/api/v1/sessions",
-        f"  Data          {bridge.data_dir} (SQLite)",
-        f"  Point an SDK at it:  {endpoints.otlp_http_env}",
-    ]
-    if bridge.enricher is not None:
-        lines[-1:-1] = [f"  Enrich        {line}" for line in bridge.enricher.describe()]
-    print("\n".join(lines), flush=True)
-    log.info(
-        "bridge started",
-        extra={"grpc": endpoints.grpc, "http": endpoints.http, "data_dir": str(bridge.data_dir)},
-    )
+    enrich = bridge.enricher.describe() if bridge.enricher else []
+    exports = bridge.exports.describe() if bridge.exports else None
+    _announce(endpoints, bridge.storage_description, enrich, bridge.data_dir, 1, exports)
     await stop.wait()
     log.info("shutting down")
     await bridge.stop()
     log.info("stopped")
+
+
+def _supervise(config: BridgeConfig) -> int:
+    workers = config.receivers.otlp.workers
+    data_dir = Path(config.storage.data_dir).expanduser().resolve()
+    # the workers' metrics are summed through files (prometheus-client's multiprocess mode)
+    os.environ.setdefault(METRICS_DIR_ENV, str(data_dir / ".metrics"))
+    supervisor = Supervisor(config, workers)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, supervisor.request_stop)
+    try:
+        endpoints, enrich, storage = supervisor.start()
+    except OSError:
+        supervisor.stop()
+        raise
+    _announce(endpoints, storage, enrich, data_dir, workers)
+    supervisor.supervise()
+    log.info("shutting down")
+    status = supervisor.stop()
+    log.info("stopped")
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,9 +158,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if args.command == "dlq":
+        from session_bridge.export import dlq
+
+        return dlq.run(args, config)
+    if args.command == "migrate":
+        from session_bridge.store.factory import migrate
+
+        try:
+            print(migrate(config.storage))
+        except (OSError, RuntimeError) as exc:
+            print(f"cannot migrate: {exc}", file=sys.stderr)
+            return 1
+        return 0
     _apply_flags(config, args)
     logs.configure(config.log.format, config.log.level)
     try:
+        if config.receivers.otlp.workers > 1:
+            return _supervise(config)
+        from session_bridge.server import Bridge  # only a lone bridge loads it here
+
         asyncio.run(_serve(Bridge(config)))
     except OSError as exc:
         log.error("cannot start: %s", exc)

@@ -10,6 +10,7 @@ Collector allows.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import os
 import re
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 
 class ConfigError(Exception):
@@ -59,7 +62,9 @@ class OtlpReceiverConfig:
     protocols: OtlpProtocols = field(default_factory=OtlpProtocols)
     max_request_body_size: ByteSize = ByteSize(16 * 1024 * 1024)
     max_pending_requests: int = 64
+    workers: int = 1
     retry_after: Duration = Duration(1.0)
+    auth: str = "optional"
 
 
 @dataclass
@@ -73,9 +78,28 @@ class SqliteConfig:
 
 
 @dataclass
+class PostgresConfig:
+    dsn: str = ""
+    schema: str = "public"
+    pool_size: int = 4
+    connect_timeout: Duration = Duration(10.0)
+
+
+@dataclass
+class RetentionConfig:
+    spans: Duration = Duration(0.0)
+    sessions: Duration = Duration(0.0)
+    interval: Duration = Duration(60.0)
+    batch_size: int = 1000
+
+
+@dataclass
 class StorageConfig:
+    backend: str = "sqlite"
     data_dir: str = "./session-bridge-data"
     sqlite: SqliteConfig = field(default_factory=SqliteConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 @dataclass
@@ -87,6 +111,19 @@ class SessionsConfig:
 @dataclass
 class ApiConfig:
     default_page_size: int = 50
+
+
+@dataclass
+class ApiKeyConfig:
+    project_id: str = ""
+    public_key: str = ""
+    secret_key: str = ""
+    secret_key_sha256: str = ""
+
+
+@dataclass
+class AuthConfig:
+    api_keys: list[ApiKeyConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -145,31 +182,111 @@ class LogConfig:
 
 
 @dataclass
+class ExportRetryConfig:
+    initial_interval: Duration = Duration(1.0)
+    max_interval: Duration = Duration(30.0)
+    multiplier: float = 2.0
+    randomization_factor: float = 0.5
+    max_elapsed_time: Duration = Duration(0.0)  # 0: retry until delivered
+
+
+@dataclass
+class ExporterCommon:
+    """Settings every exporter has; `type` picks the exporter (see `ExporterConfig`)."""
+
+    type: str = ""
+    name: str = ""  # default: the type
+    queue_capacity: ByteSize = ByteSize(1024**3)
+    max_batch_size: ByteSize = ByteSize(4 * 1024 * 1024)
+    flush_interval: Duration = Duration(1.0)
+    settle_delay: Duration = Duration(2.0)
+    timeout: Duration = Duration(30.0)
+    unhealthy_after: Duration = Duration(300.0)
+    retry: ExportRetryConfig = field(default_factory=ExportRetryConfig)
+
+    @property
+    def label(self) -> str:
+        """The exporter's name: in metrics, logs, the export log and the dead-letter store."""
+        return self.name or self.type
+
+
+@dataclass
+class FileExporterConfig(ExporterCommon):
+    type: str = "file"
+    path: str = ""  # default: <data_dir>/export/<name>.jsonl (.binpb for protobuf)
+    format: str = "ingestion"
+    max_file_size: ByteSize = ByteSize(64 * 1024 * 1024)
+    max_files: int = 5
+    fsync: bool = True
+
+
+INGESTION_MAX_BATCH = 3_500_000  # the ingestion API's documented limit (bodies > 4.5 MB: 413)
+
+
+@dataclass
+class IngestionExporterConfig(ExporterCommon):
+    type: str = "ingestion"
+    base_url: str = ""  # default: $LANGFUSE_BASE_URL, else $LANGFUSE_HOST
+    public_key: str = ""  # default: $LANGFUSE_PUBLIC_KEY
+    secret_key: str = ""  # default: $LANGFUSE_SECRET_KEY
+    max_batch_size: ByteSize = ByteSize(INGESTION_MAX_BATCH)
+    max_event_size: ByteSize = ByteSize(1_000_000)
+
+
+@dataclass
+class OtlpExporterConfig(ExporterCommon):
+    type: str = "otlp"
+    endpoint: str = ""
+    protocol: str = "http/protobuf"
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: str = "gzip"
+
+
+ExporterConfig = FileExporterConfig | IngestionExporterConfig | OtlpExporterConfig
+
+
+@dataclass
 class BridgeConfig:
     receivers: ReceiversConfig = field(default_factory=ReceiversConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    exporters: list[ExporterConfig] = field(default_factory=lambda: [FileExporterConfig()])
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
+    "storage.backend": ("sqlite", "postgres"),
     "storage.sqlite.synchronous": ("full", "normal", "extra"),
     "log.format": ("text", "json"),
     "log.level": ("debug", "info", "warning", "error"),
     "privacy.client_ip": ("keep", "truncate", "drop"),
+    "receivers.otlp.auth": ("required", "optional", "off"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
+    "storage.postgres.pool_size": (2, 100),
+    "storage.postgres.connect_timeout": (0.1, 600),
+    "storage.retention.spans": (0, 100 * 365 * 86400),
+    "storage.retention.sessions": (0, 100 * 365 * 86400),
+    "storage.retention.interval": (1, 86400),
+    "storage.retention.batch_size": (1, 100_000),
     "receivers.otlp.max_request_body_size": (1024, 1024**3),
     "receivers.otlp.max_pending_requests": (1, 100_000),
+    "receivers.otlp.workers": (1, 64),
     "receivers.otlp.retry_after": (0, 3600),
     "sessions.inactivity_timeout": (1, 365 * 86400),
     "api.default_page_size": (1, 1000),
 }
 _ENDPOINTS = {"receivers.otlp.protocols.grpc.endpoint", "receivers.otlp.protocols.http.endpoint"}
+
+# Project ids appear in URL paths: a conservative alphabet, checked in config and in the APIs.
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 _OPTIONAL_FLOAT = float | None
 _ENV_PATTERN = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -279,6 +396,25 @@ def _convert(hint: Any, raw: Any, path: str, problems: list[str]) -> Any:
             value = list(raw)
         else:
             problems.append(f"{path}: expected a list of strings, got {raw!r}")
+    elif typing.get_origin(hint) is list and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+        item_type = typing.get_args(hint)[0]
+        if isinstance(raw, list):
+            value = [
+                _build(item_type, item, f"{path}[{index}].", problems)
+                for index, item in enumerate(raw)
+            ]
+        else:
+            problems.append(f"{path}: expected a list, got {_kind(raw)}")
+    elif typing.get_origin(hint) is list and _tagged_types(typing.get_args(hint)[0]):
+        if isinstance(raw, list):
+            value = [_build_tagged(hint, v, f"{path}[{i}]", problems) for i, v in enumerate(raw)]
+        else:
+            problems.append(f"{path}: expected a list, got {_kind(raw)}")
+    elif hint == dict[str, str]:
+        if isinstance(raw, dict) and all(isinstance(v, str | int | float) for v in raw.values()):
+            value = {str(key): str(item) for key, item in raw.items()}
+        else:
+            problems.append(f"{path}: expected a mapping of strings, got {raw!r}")
     elif typing.get_origin(hint) is dict:
         item_type = typing.get_args(hint)[1]
         if isinstance(raw, dict):
@@ -326,6 +462,7 @@ def _check(path: str, value: Any, problems: list[str]) -> Any:
 
 
 def _check_relations(config: BridgeConfig, problems: list[str]) -> None:
+    _check_storage(config.storage, problems)
     privacy = config.privacy
     if privacy.pseudonymize_user_id and len(privacy.user_id_key.encode()) < 16:
         problems.append(
@@ -344,6 +481,165 @@ def _check_relations(config: BridgeConfig, problems: list[str]) -> None:
             problems.append("pricing.models: a model name is empty")
         if price.input_per_mtok == 0 and price.output_per_mtok == 0:
             problems.append(f"pricing.models.{model}: set input_per_mtok and/or output_per_mtok")
+    project = config.sessions.project_id
+    if not _PROJECT_ID.match(project):
+        problems.append(f"sessions.project_id: must match {PROJECT_ID_PATTERN}, got {project!r}")
+    _check_api_keys(config.auth.api_keys, problems)
+    _check_exporters(config.exporters, problems)
+    if config.receivers.otlp.auth == "required" and not config.auth.api_keys:
+        problems.append("receivers.otlp.auth: required needs at least one auth.api_keys entry")
+
+
+def secret_digest(key: ApiKeyConfig) -> str:
+    """The sha256 (hex, lower case) of a key's secret, however the config gave it."""
+    if key.secret_key_sha256:
+        return key.secret_key_sha256.lower()
+    return hashlib.sha256(key.secret_key.encode()).hexdigest()
+
+
+def _check_api_keys(keys: list[ApiKeyConfig], problems: list[str]) -> None:
+    public_keys: set[str] = set()
+    secrets: set[str] = set()
+    for index, key in enumerate(keys):
+        path = f"auth.api_keys[{index}]"
+        if not _PROJECT_ID.match(key.project_id):
+            problems.append(
+                f"{path}.project_id: must match {PROJECT_ID_PATTERN}, got {key.project_id!r}"
+            )
+        if not key.public_key.strip():
+            problems.append(f"{path}.public_key: required (e.g. pk-...)")
+        elif key.public_key in public_keys:
+            problems.append(f"{path}.public_key: {key.public_key!r} is used by another key")
+        public_keys.add(key.public_key)
+        if bool(key.secret_key) == bool(key.secret_key_sha256):
+            problems.append(f"{path}: set exactly one of secret_key and secret_key_sha256")
+        elif key.secret_key_sha256 and not _SHA256_HEX.match(key.secret_key_sha256):
+            problems.append(f"{path}.secret_key_sha256: expected 64 hex digits (a sha256)")
+        elif key.secret_key and len(key.secret_key) < 16:
+            problems.append(f"{path}.secret_key: must be at least 16 characters")
+        elif secret_digest(key) in secrets:
+            problems.append(f"{path}: the same secret is used by another key")
+        else:
+            secrets.add(secret_digest(key))
+
+
+_SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _check_storage(storage: StorageConfig, problems: list[str]) -> None:
+    postgres = storage.postgres
+    if storage.backend == "postgres" and not postgres.dsn.strip():
+        problems.append("storage.postgres.dsn: required when storage.backend is postgres")
+    if storage.backend == "sqlite" and postgres.dsn.strip():
+        problems.append(
+            "storage.postgres.dsn: set, but storage.backend is sqlite"
+            " (set storage.backend: postgres to use PostgreSQL)"
+        )
+    if postgres.dsn.strip():
+        try:
+            conninfo_to_dict(postgres.dsn)
+        except psycopg.ProgrammingError as exc:
+            problems.append(f"storage.postgres.dsn: not a libpq connection string or URI: {exc}")
+    if not _SQL_IDENTIFIER.match(postgres.schema):
+        problems.append(
+            "storage.postgres.schema: must be a lower-case SQL identifier (a-z, 0-9, _),"
+            f" got {postgres.schema!r}"
+        )
+    retention = storage.retention
+    if retention.sessions and not retention.spans:
+        problems.append(
+            "storage.retention.sessions: set storage.retention.spans too (a session's spans"
+            " and traces must not outlive it)"
+        )
+    elif retention.sessions and retention.sessions < retention.spans:
+        problems.append(
+            "storage.retention.sessions: must be at least storage.retention.spans"
+            f" ({retention.spans:g}s), got {retention.sessions:g}s"
+        )
+
+
+def _tagged_types(hint: Any) -> dict[str, type[Any]]:
+    """For a union of dataclasses told apart by their `type` default: type value -> class."""
+    members = typing.get_args(hint)
+    if not members or not all(dataclasses.is_dataclass(m) for m in members):
+        return {}
+    return {str(f.default): m for m in members for f in dataclasses.fields(m) if f.name == "type"}
+
+
+def _build_tagged(hint: Any, raw: Any, path: str, problems: list[str]) -> Any:
+    """One item of a list of tagged mappings (e.g. `exporters`), built by its `type`."""
+    choices = _tagged_types(typing.get_args(hint)[0])
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in choices:
+        problems.append(
+            f"{path}.type: must be one of {', '.join(sorted(choices))}, got {kind!r}"
+            if isinstance(raw, dict)
+            else f"{path}: expected a mapping with a type, got {_kind(raw)}"
+        )
+        return None
+    return _build(choices[kind], raw, f"{path}.", problems)
+
+
+_EXPORTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_EXPORTER_CHOICES: dict[str, tuple[str, ...]] = {
+    "format": ("ingestion", "protobuf"),
+    "protocol": ("http/protobuf", "grpc"),
+    "compression": ("gzip", "none"),
+}
+_LANGFUSE_ENV = {
+    "base_url": ("LANGFUSE_BASE_URL", "LANGFUSE_HOST"),
+    "public_key": ("LANGFUSE_PUBLIC_KEY",),
+    "secret_key": ("LANGFUSE_SECRET_KEY",),
+}
+
+
+def ingestion_setting(exporter: IngestionExporterConfig, key: str) -> str:
+    """An ingestion exporter's base_url/public_key/secret_key: the configured value, else
+    the environment variable the Langfuse SDKs read."""
+    value: str = getattr(exporter, key)
+    for variable in _LANGFUSE_ENV[key]:
+        value = value or os.environ.get(variable, "")
+    return value
+
+
+def _check_exporters(exporters: list[ExporterConfig], problems: list[str]) -> None:
+    seen: set[str] = set()
+    for index, exporter in enumerate(exporters):
+        if exporter is None:  # its type was already reported
+            continue
+        path = f"exporters[{index}]"
+        if not _EXPORTER_NAME.match(exporter.label):
+            problems.append(f"{path}.name: use letters, digits, _ . - (got {exporter.label!r})")
+        elif exporter.label in seen:
+            problems.append(f"{path}.name: {exporter.label!r} is used by another exporter")
+        seen.add(exporter.label)
+        for key, choices in _EXPORTER_CHOICES.items():
+            value = getattr(exporter, key, None)
+            if value is not None and value not in choices:
+                problems.append(f"{path}.{key}: must be one of {', '.join(choices)}, got {value!r}")
+        limit = INGESTION_MAX_BATCH if isinstance(exporter, IngestionExporterConfig) else 64 << 20
+        if not 1024 <= exporter.max_batch_size <= limit:
+            problems.append(f"{path}.max_batch_size: must be between 1024 and {limit} bytes")
+        if exporter.queue_capacity < exporter.max_batch_size:
+            problems.append(f"{path}.queue_capacity: must be at least max_batch_size")
+        retry = exporter.retry
+        if retry.multiplier < 1 or not 0 <= retry.randomization_factor < 1:
+            problems.append(f"{path}.retry: multiplier >= 1, randomization_factor in [0, 1)")
+        if retry.initial_interval > retry.max_interval:
+            problems.append(f"{path}.retry.initial_interval: must not exceed max_interval")
+        if exporter.timeout <= 0:
+            problems.append(f"{path}.timeout: must be more than 0")
+        if isinstance(exporter, IngestionExporterConfig):
+            for key, variables in _LANGFUSE_ENV.items():
+                if not ingestion_setting(exporter, key):
+                    problems.append(f"{path}.{key}: required (or set {' or '.join(variables)})")
+            if exporter.max_event_size < 16384:
+                problems.append(f"{path}.max_event_size: must be at least 16KiB")
+        elif isinstance(exporter, OtlpExporterConfig):
+            if not exporter.endpoint.strip():
+                problems.append(f"{path}.endpoint: required (e.g. http://collector:4318)")
+        elif exporter.max_files < 1 or exporter.max_file_size < 1024:
+            problems.append(f"{path}: max_files must be >= 1 and max_file_size >= 1KiB")
 
 
 def _duration(raw: Any) -> Duration | None:
@@ -375,4 +671,15 @@ def split_endpoint(endpoint: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-__all__ = ["BridgeConfig", "ByteSize", "ConfigError", "Duration", "load", "parse", "split_endpoint"]
+__all__ = [
+    "PROJECT_ID_PATTERN",
+    "ApiKeyConfig",
+    "BridgeConfig",
+    "ByteSize",
+    "ConfigError",
+    "Duration",
+    "load",
+    "parse",
+    "secret_digest",
+    "split_endpoint",
+]

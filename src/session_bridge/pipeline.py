@@ -11,11 +11,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from session_bridge.enrich.stage import Enricher, RequestInfo
 from session_bridge.mapping.mapper import map_request
+from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import Store, WriteBatch
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
@@ -41,6 +43,12 @@ class RetryableError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class AdmissionGate(Protocol):
+    """Says when new spans must be refused (e.g. an exporter's queue is full); O(1)."""
+
+    def refusal(self) -> str | None: ...
+
+
 class IngestPipeline:
     def __init__(
         self,
@@ -51,8 +59,10 @@ class IngestPipeline:
         project_id: str = "default",
         max_pending_requests: int = 64,
         retry_after_s: int = 1,
+        admission: AdmissionGate | None = None,
     ) -> None:
         self._metrics = metrics
+        self._admission = admission
         self._enricher = enricher
         self._project_id = project_id
         self._writer = GroupCommitWriter(store)
@@ -65,8 +75,15 @@ class IngestPipeline:
         request: ExportTraceServiceRequest,
         transport: str,
         request_info: RequestInfo = NO_REQUEST_INFO,
+        project_id: str | None = None,
     ) -> ExportOutcome:
-        """Store the spans of one request; raise `RetryableError` if they were not stored."""
+        """Store the spans of one request under `project_id` (None: the pipeline's
+        default project); raise `RetryableError` if they were not stored."""
+        refusal = self._admission.refusal() if self._admission is not None else None
+        if refusal is not None:
+            spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+            self._metrics.refused_spans.labels(transport).inc(spans)
+            raise RetryableError(refusal, self._retry_after_s)
         mapped = map_request(request)
         if mapped.rejected:
             self._metrics.rejected_spans.labels(transport).inc(mapped.rejected)
@@ -81,7 +98,9 @@ class IngestPipeline:
             )
         if self._enricher is not None:
             self._enricher.enrich(records, request_info)
-        batch = WriteBatch(self._project_id, records, mapped.resources)
+        batch = WriteBatch(
+            project_id or self._project_id, records, mapped.resources, fold_by_trace(records)
+        )
         self._pending += 1
         self._metrics.pending_requests.set(self._pending)
         started = time.perf_counter()

@@ -16,16 +16,25 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from session_bridge import __version__
-from session_bridge.api.errors import install_error_handlers
+from session_bridge.api.agent_traces import agent_traces_router
+from session_bridge.api.auth import ApiAuth
+from session_bridge.api.errors import install_error_handlers, install_openapi
+from session_bridge.api.langfuse import langfuse_router
+from session_bridge.api.search import search_router
 from session_bridge.api.sessions import sessions_router
+from session_bridge.api.ui import install_ui
 from session_bridge.config import BridgeConfig, split_endpoint
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
+from session_bridge.export.passthrough import Passthrough
+from session_bridge.export.service import ExportService, upstream_settings
+from session_bridge.keys import IngestAuth, KeyRing
 from session_bridge.pipeline import IngestPipeline
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
 from session_bridge.store.base import Store
-from session_bridge.store.sqlite import SqliteStore
+from session_bridge.store.factory import describe_storage, open_store
+from session_bridge.store.retention import RetentionWorker
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -55,6 +64,8 @@ def build_app(
     pipeline: IngestPipeline,
     metrics: BridgeMetrics,
     addresses: ClientAddressResolver,
+    ingest_auth: IngestAuth,
+    exports: ExportService | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="otel-session-bridge",
@@ -62,19 +73,23 @@ def build_app(
         description="OTLP in, LLM and agent sessions out.",
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(
         traces_router(
-            pipeline, metrics, int(config.receivers.otlp.max_request_body_size), addresses
+            pipeline,
+            metrics,
+            int(config.receivers.otlp.max_request_body_size),
+            addresses,
+            ingest_auth,
         )
     )
-    app.include_router(
-        sessions_router(
-            store,
-            config.sessions.project_id,
-            float(config.sessions.inactivity_timeout),
-            config.api.default_page_size,
-        )
-    )
+    auth = ApiAuth(ingest_auth.keys, config.sessions.project_id)
+    timeout_s = float(config.sessions.inactivity_timeout)
+    app.include_router(sessions_router(store, auth, timeout_s, config.api.default_page_size))
+    app.include_router(langfuse_router(store, auth))
+    app.include_router(agent_traces_router(store, auth))
+    app.include_router(search_router(store, auth, timeout_s))
+    install_ui(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -86,6 +101,9 @@ def build_app(
             store.ping()
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+        failing = exports.problems() if exports is not None else []
+        if failing:
+            return JSONResponse({"status": "unavailable", "exporters": failing}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["health"], response_class=Response)
@@ -98,11 +116,19 @@ def build_app(
 class Bridge:
     """One running bridge: start() binds and serves, stop() drains and closes."""
 
-    def __init__(self, config: BridgeConfig) -> None:
+    def __init__(self, config: BridgeConfig, *, worker: int | None = None) -> None:
+        """`worker`: this process's index among several receiver processes sharing the
+        ports and the store; worker 0 (or a lone bridge) also runs the background jobs."""
         self.config = config
+        self._shared = worker is not None
+        self.is_lead = worker in (None, 0)
         self.data_dir = Path(config.storage.data_dir).expanduser().resolve()
+        self.storage_description = describe_storage(config.storage)
         self._store: Store | None = None
+        self._retention: RetentionWorker | None = None
         self._pipeline: IngestPipeline | None = None
+        self.exports: ExportService | None = None
+        self._passthrough: Passthrough | None = None
         self.enricher: Enricher | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: _Uvicorn | None = None
@@ -112,11 +138,22 @@ class Bridge:
     async def start(self) -> Endpoints:
         cfg = self.config
         otlp = cfg.receivers.otlp
-        store = SqliteStore(self.data_dir / "bridge.db", synchronous=cfg.storage.sqlite.synchronous)
+        store = open_store(cfg.storage, shared_writers=self._shared)
         self._store = store
+        if cfg.storage.retention.spans and self.is_lead:
+            self._retention = RetentionWorker(store, cfg.storage.retention)
+            self._retention.start()
         metrics = BridgeMetrics()
+        if self.is_lead:  # before the receivers: every committed span is in every exporter's queue
+            self.exports = ExportService.open(
+                cfg.exporters, cfg.storage, self.data_dir, metrics.exporter
+            )
+            if self.exports is not None:
+                self.exports.start()
         self.enricher = Enricher(cfg, metrics)
         addresses = ClientAddressResolver(cfg.enrich.client_address.trusted_proxies)
+        keys = KeyRing.from_config(cfg.auth.api_keys)
+        ingest_auth = IngestAuth(keys, otlp.auth, cfg.sessions.project_id)
         pipeline = IngestPipeline(
             store,
             metrics,
@@ -124,21 +161,27 @@ class Bridge:
             project_id=cfg.sessions.project_id,
             max_pending_requests=otlp.max_pending_requests,
             retry_after_s=max(1, round(otlp.retry_after)),
+            admission=self.exports,
         )
         self._pipeline = pipeline
+        passthrough = Passthrough(upstream_settings(cfg.exporters), int(otlp.max_request_body_size))
+        self._passthrough = passthrough
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
             server, port = create_server(
-                TraceReceiver(pipeline, addresses),
+                TraceReceiver(pipeline, addresses, ingest_auth),
                 otlp.protocols.grpc.endpoint,
                 int(otlp.max_request_body_size),
+                reuse_port=self._shared,
             )
+            server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
             grpc_endpoint = f"{split_endpoint(otlp.protocols.grpc.endpoint)[0]}:{port}"
         host, port = split_endpoint(otlp.protocols.http.endpoint)
-        sock = _listen(host, port)
-        app = build_app(cfg, store, pipeline, metrics, addresses)
+        sock = _listen(host, port, reuse_port=self._shared)
+        app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
+        app.include_router(passthrough.router())
         uv_config = uvicorn.Config(
             app,
             log_config=None,
@@ -157,6 +200,17 @@ class Bridge:
         bound_host, bound_port = sock.getsockname()[:2]
         display_host = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.endpoints = Endpoints(grpc=grpc_endpoint, http=f"http://{display_host}:{bound_port}")
+        if keys.is_open:
+            log.warning(
+                "no API keys configured (auth.api_keys): the query APIs are open to anyone"
+                " who can reach %s",
+                self.endpoints.http,
+            )
+        else:
+            log.info(
+                "API keys configured for %d project(s); every query API needs one",
+                len({k.project_id for k in cfg.auth.api_keys}),
+            )
         return self.endpoints
 
     async def stop(self, grace_s: float = 5.0) -> None:
@@ -169,16 +223,24 @@ class Bridge:
             await self._http_task
         if self._pipeline is not None:
             self._pipeline.close()
+        if self.exports is not None:  # the batches in flight, then the rest waits in the log
+            await asyncio.to_thread(self.exports.close, grace_s)
+        if self._passthrough is not None:
+            await self._passthrough.close()
+        if self._retention is not None:
+            self._retention.close()
         if self._store is not None:
             self._store.close()
         if self.enricher is not None:
             self.enricher.close()
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

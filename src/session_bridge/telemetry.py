@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 PREFIX = "session_bridge"
@@ -55,6 +64,7 @@ class BridgeMetrics:
             f"{PREFIX}_receiver_pending_requests",
             "Export requests mapped and waiting for the store to commit them.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.store_write_seconds = Histogram(
             f"{PREFIX}_store_write_duration_seconds",
@@ -62,6 +72,87 @@ class BridgeMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        self.exporter = ExporterMetrics(self.registry)
 
     def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # receiver workers: every process's values, summed (prometheus-client's files)
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class ExporterMetrics:
+    """The exporters' metrics (label `exporter`: its name), as the Collector's exporterhelper
+    names them. The queue is measured in bytes (its capacity is in bytes)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("exporter",)
+        self.sent_spans = Counter(
+            f"{PREFIX}_exporter_sent_spans",
+            "Spans delivered by the exporter (the endpoint accepted them).",
+            labels,
+            registry=registry,
+        )
+        self.send_failed_spans = Counter(
+            f"{PREFIX}_exporter_send_failed_spans",
+            "Spans in send attempts that failed (each failed attempt counts its spans).",
+            labels,
+            registry=registry,
+        )
+        self.dead_lettered_spans = Counter(
+            f"{PREFIX}_exporter_dead_lettered_spans",
+            "Spans the exporter gave up on and filed in the dead-letter store.",
+            labels,
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            f"{PREFIX}_exporter_dead_letters",
+            "Records in the dead-letter store (see `session-bridge dlq`).",
+            labels,
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.queue_size = Gauge(
+            f"{PREFIX}_exporter_queue_size",
+            "Bytes of spans accepted but not yet exported (the exporter's backlog).",
+            labels,
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.queue_capacity = Gauge(
+            f"{PREFIX}_exporter_queue_capacity",
+            "The backlog, in bytes, past which receivers refuse spans with a retryable answer.",
+            labels,
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.queue_spans = Gauge(
+            f"{PREFIX}_exporter_queue_spans",
+            "Spans accepted but not yet exported.",
+            labels,
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.healthy = Gauge(
+            f"{PREFIX}_exporter_healthy",
+            "1 while the exporter delivers (or has failed for less than unhealthy_after), else 0.",
+            labels,
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.send_seconds = Histogram(
+            f"{PREFIX}_exporter_send_duration_seconds",
+            "Time of one export request, answer included.",
+            labels,
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.delivery_lag_seconds = Histogram(
+            f"{PREFIX}_exporter_delivery_lag_seconds",
+            "From a span's commit to the store to its delivery (first seen to delivered).",
+            labels,
+            registry=registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+        )

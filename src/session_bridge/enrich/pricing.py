@@ -345,7 +345,6 @@ class PriceBook:
             return None
         return float(calculation.total_price)
 
-
     def _linear_uncached(
         self, provider_id: str, model_ref: str, day: int, window_start: int
     ) -> _LinearPrice | None:

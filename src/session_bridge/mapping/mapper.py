@@ -23,23 +23,26 @@ from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanR
 
 _STATUS_ERROR = 2
 _MAX_ERRORS_REPORTED = 5
-_GEO_FIELDS = (
-    Field.GEO_COUNTRY_CODE,
-    Field.GEO_COUNTRY_NAME,
-    Field.GEO_REGION,
-    Field.GEO_CITY,
-    Field.GEO_POSTAL_CODE,
-    Field.GEO_TIMEZONE,
+_GEO_FIELDS = frozenset(
+    (
+        Field.GEO_COUNTRY_CODE,
+        Field.GEO_COUNTRY_NAME,
+        Field.GEO_REGION,
+        Field.GEO_CITY,
+        Field.GEO_POSTAL_CODE,
+        Field.GEO_TIMEZONE,
+    )
 )
 _VERCEL_SCOPE = "ai"
 _OPENAI_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
-_TOKEN_FIELDS = (
-    Field.INPUT_TOKENS,
-    Field.OUTPUT_TOKENS,
-    Field.CACHE_READ_TOKENS,
-    Field.CACHE_CREATION_TOKENS,
-    Field.REASONING_TOKENS,
-    Field.USAGE_DETAILS,
+_TOKEN_FIELDS = frozenset(
+    (
+        Field.INPUT_TOKENS,
+        Field.OUTPUT_TOKENS,
+        Field.CACHE_READ_TOKENS,
+        Field.CACHE_CREATION_TOKENS,
+        Field.REASONING_TOKENS,
+    )
 )
 
 
@@ -88,6 +91,7 @@ def _collect(
 ) -> None:
     """Keep, per field, the value of its best-ranked key among `attributes`."""
     lookup = KEY_LOOKUP
+    scalars = _SCALARS
     for kv in attributes:
         hit = lookup.get(kv.key)
         if hit is None:
@@ -96,7 +100,9 @@ def _collect(
         rank += offset
         if fld in ranks and ranks[fld] <= rank:
             continue
-        value = any_value(kv.value)
+        any_val = kv.value
+        which = any_val.WhichOneof("value")
+        value = getattr(any_val, which) if which in scalars else any_value(any_val)
         if value is None or value == "":
             continue
         values[fld] = value
@@ -141,7 +147,10 @@ def _record(
 ) -> SpanRecord:
     parent = span.parent_span_id or None
     status_code = span.status.code
-    is_error = status_code == _STATUS_ERROR or any(e.name == "exception" for e in span.events)
+    events = span.events
+    is_error = status_code == _STATUS_ERROR or (
+        len(events) > 0 and any(e.name == "exception" for e in events)
+    )
     event_type = classify(values, name=span.name, is_root=parent is None, is_error=is_error)
     start = span.start_time_unix_nano or span.end_time_unix_nano or now
     end = span.end_time_unix_nano or start
@@ -231,9 +240,7 @@ def _llm_usage(values: dict[Field, Any], scope_name: str) -> LlmUsage:
         cache_creation_tokens=_int(values.get(Field.CACHE_CREATION_TOKENS, 0)),
         reasoning_tokens=_int(values.get(Field.REASONING_TOKENS, 0)),
     )
-    if Field.USAGE_DETAILS in values and not any(
-        f in values for f in _TOKEN_FIELDS if f is not Field.USAGE_DETAILS
-    ):
+    if Field.USAGE_DETAILS in values and _TOKEN_FIELDS.isdisjoint(values):
         _apply_langfuse_usage(usage, _json_object(values[Field.USAGE_DETAILS]))
     cost = _float(values.get(Field.COST))
     if cost is None and Field.COST_DETAILS in values:
@@ -289,7 +296,7 @@ def _client(values: dict[Field, Any]) -> ClientInfo | None:
 
 
 def _geo(values: dict[Field, Any]) -> GeoInfo | None:
-    if not any(f in values for f in _GEO_FIELDS):
+    if _GEO_FIELDS.isdisjoint(values):
         return None
     return GeoInfo(
         country_code=_text(values.get(Field.GEO_COUNTRY_CODE)),

@@ -26,6 +26,7 @@ from session_bridge.enrich.client_address import (
     header,
 )
 from session_bridge.enrich.stage import RequestInfo
+from session_bridge.keys import IngestAuth, UnauthenticatedError
 from session_bridge.pipeline import IngestPipeline, RetryableError
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,19 @@ def _status(code: int, message: str, retry_after_s: int | None = None) -> grpc.S
 
 
 class TraceReceiver:
-    def __init__(self, pipeline: IngestPipeline, addresses: ClientAddressResolver) -> None:
+    def __init__(
+        self, pipeline: IngestPipeline, addresses: ClientAddressResolver, auth: IngestAuth
+    ) -> None:
         self._pipeline = pipeline
         self._addresses = addresses
+        self._auth = auth
 
     async def export(self, body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = context.invocation_metadata() or ()
+        try:
+            project_id = self._auth.project(header(metadata, "authorization"))
+        except UnauthenticatedError as exc:
+            await context.abort_with_status(_status(code_pb2.UNAUTHENTICATED, exc.message))
         request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(body)
@@ -58,13 +67,14 @@ class TraceReceiver:
                 _status(code_pb2.INVALID_ARGUMENT, f"invalid ExportTraceServiceRequest: {exc}")
             )
         try:
-            metadata = context.invocation_metadata() or ()
             client_ip = self._addresses.resolve(
                 grpc_peer_address(context.peer()),
                 header(metadata, "forwarded"),
                 header(metadata, "x-forwarded-for"),
             )
-            outcome = await self._pipeline.export(request, "grpc", RequestInfo(client_ip))
+            outcome = await self._pipeline.export(
+                request, "grpc", RequestInfo(client_ip), project_id
+            )
         except RetryableError as exc:
             await context.abort_with_status(
                 _status(code_pb2.UNAVAILABLE, exc.message, exc.retry_after_s)
@@ -88,13 +98,18 @@ class TraceReceiver:
 
 
 def create_server(
-    receiver: TraceReceiver, endpoint: str, max_message_bytes: int
+    receiver: TraceReceiver, endpoint: str, max_message_bytes: int, *, reuse_port: bool = False
 ) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server bound to `endpoint`; returns it and the bound port."""
+    """A grpc.aio server bound to `endpoint`; returns it and the bound port.
+
+    `reuse_port`: share the port with the other receiver workers (SO_REUSEPORT); off,
+    a port already in use is an error rather than silently shared.
+    """
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", int(reuse_port)),
         ],
     )
     server.add_generic_rpc_handlers((receiver.handler(),))

@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import RequestInfo
+from session_bridge.keys import IngestAuth, UnauthenticatedError
 from session_bridge.pipeline import IngestPipeline, RetryableError
 from session_bridge.receivers.decode import (
     SUPPORTED_ENCODINGS,
@@ -34,7 +35,11 @@ from session_bridge.telemetry import BridgeMetrics
 log = logging.getLogger(__name__)
 
 TRACES_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
-_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED}
+_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+}
 
 
 def _error(
@@ -67,6 +72,7 @@ def traces_router(
     metrics: BridgeMetrics,
     max_body_bytes: int,
     addresses: ClientAddressResolver,
+    auth: IngestAuth,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -80,6 +86,11 @@ def traces_router(
                 f"use {BodyFormat.PROTOBUF.value} or {BodyFormat.JSON.value}",
                 BodyFormat.JSON,
             )
+        try:
+            project_id = auth.project(request.headers.get("authorization"))
+        except UnauthenticatedError as exc:
+            metrics.failed_requests.labels("http", "401").inc()
+            return _error(401, exc.message, fmt, {"WWW-Authenticate": "Basic, Bearer"})
         message = ExportTraceServiceRequest()
         try:
             raw = await _read_body(request, max_body_bytes)
@@ -97,7 +108,7 @@ def traces_router(
                 request.headers.get("forwarded"),
                 request.headers.get("x-forwarded-for"),
             )
-            outcome = await pipeline.export(message, "http", RequestInfo(client_ip))
+            outcome = await pipeline.export(message, "http", RequestInfo(client_ip), project_id)
         except RetryableError as exc:
             return _error(503, exc.message, fmt, {"Retry-After": str(exc.retry_after_s)})
         except Exception:

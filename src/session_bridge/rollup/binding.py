@@ -28,39 +28,68 @@ class RollupPlan:
     sessions: dict[str, Rollup] = field(default_factory=dict)  # delta per session
 
 
+@dataclass(slots=True)
+class TraceDelta:
+    """What some spans of one trace add to it, and the first session id they name."""
+
+    rollup: Rollup
+    session_id: str | None
+
+
+def fold_by_trace(records: Iterable[SpanRecord]) -> dict[bytes, TraceDelta]:
+    """Per trace, the merged contribution of `records` (each span once)."""
+    deltas: dict[bytes, TraceDelta] = {}
+    seen: set[tuple[bytes, bytes]] = set()
+    for record in records:
+        key = (record.trace_id, record.span_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        span_rollup = from_span(record)
+        delta = deltas.get(record.trace_id)
+        if delta is None:
+            deltas[record.trace_id] = TraceDelta(span_rollup, record.session_id)
+            continue
+        merge_into(delta.rollup, span_rollup)
+        if delta.session_id is None:
+            delta.session_id = record.session_id
+    return deltas
+
+
 def plan_rollups(
     new_records: Iterable[SpanRecord], existing: Mapping[bytes, TraceState]
 ) -> RollupPlan:
     """Fold spans new to the store into trace states and session deltas."""
-    deltas: dict[bytes, Rollup] = {}
-    named: dict[bytes, str] = {}
-    for record in new_records:
-        tid = record.trace_id
-        span_rollup = from_span(record)
-        previous = deltas.get(tid)
-        if previous is None:
-            deltas[tid] = span_rollup
-        else:
-            merge_into(previous, span_rollup)
-        if record.session_id and tid not in named:
-            named[tid] = record.session_id
+    return plan_from_deltas(fold_by_trace(new_records), existing)
 
+
+def plan_from_deltas(
+    deltas: Mapping[bytes, TraceDelta], existing: Mapping[bytes, TraceState]
+) -> RollupPlan:
+    """Trace states and session deltas from per-trace deltas of spans new to the store."""
     plan = RollupPlan()
-    for tid, delta in deltas.items():
+    for tid, trace_delta in deltas.items():
+        delta = trace_delta.rollup
         before = existing.get(tid)
         prior = before.rollup if before is not None else Rollup()
         bound_to = before.session_id if before is not None else None
-        session_id = bound_to or named.get(tid)
-        plan.traces[tid] = TraceState(session_id, merge(prior, delta))
+        session_id = bound_to or trace_delta.session_id
+        after = merge(prior, delta)
+        plan.traces[tid] = TraceState(session_id, after)
         if session_id is None:
             continue
         if bound_to is None:
             plan.newly_bound[tid] = session_id
-            contribution = merge(merge(prior, delta), Rollup(trace_count=1))
-        else:
-            contribution = delta
+        contribution = session_contribution(delta, after, newly_bound=bound_to is None)
         current = plan.sessions.get(session_id)
         plan.sessions[session_id] = (
             contribution if current is None else merge(current, contribution)
         )
     return plan
+
+
+def session_contribution(delta: Rollup, trace_after: Rollup, *, newly_bound: bool) -> Rollup:
+    """What a write adds to the session of a named trace: when this write names it, the
+    whole trace (`trace_after`, its spans so far, new ones included) and one more trace;
+    when it was named before, only the new spans (`delta`)."""
+    return merge(trace_after, Rollup(trace_count=1)) if newly_bound else delta

@@ -8,6 +8,9 @@ request is acknowledged.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -15,30 +18,35 @@ from pathlib import Path
 from typing import Any
 
 from session_bridge.model import SpanRecord
-from session_bridge.rollup.binding import TraceState, plan_rollups
+from session_bridge.rollup.binding import TraceState, plan_from_deltas, plan_rollups
 from session_bridge.rollup.rollup import merge
 from session_bridge.store import columns
-from session_bridge.store.base import (
-    SessionQuery,
-    SessionRow,
-    Store,
-    WriteBatch,
-    WriteResult,
-)
+from session_bridge.store.base import Expired, WriteBatch, WriteResult
+from session_bridge.store.search import SQLITE
+from session_bridge.store.sql_reads import SqlReads
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4  # 4: spans keyed by (trace_no, span_id) rather than (trace_id, span_id)
+_OLDEST_READABLE = 4  # no release ever wrote an older layout
 _MAX_VARS = 500  # bound on host parameters per statement
 
 _ROLLUP_DDL = ",\n  ".join(f"{name} {sqltype}" for name, sqltype in columns.sql_columns())
 _ROLLUP_COLS = ", ".join(columns.COLUMN_NAMES)
 _ROLLUP_MARKS = ", ".join("?" for _ in columns.COLUMN_NAMES)
+_UPDATE_TRACE = ", ".join(
+    f"{name} = excluded.{name}" for name in ("project_id", "session_id", *columns.COLUMN_NAMES)
+)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS resources (
   resource_key BLOB PRIMARY KEY,
   resource BLOB NOT NULL
 );
+-- Spans are found by (trace_no, span_id): trace_no numbers traces in the order they are
+-- first seen, so new spans append to that index instead of landing at random places in
+-- it (a random key, such as trace_id, dirties a page per insert and costs more as the
+-- table grows).
 CREATE TABLE IF NOT EXISTS spans (
+  trace_no INTEGER NOT NULL,
   trace_id BLOB NOT NULL,
   span_id BLOB NOT NULL,
   parent_span_id BLOB,
@@ -65,11 +73,12 @@ CREATE TABLE IF NOT EXISTS spans (
   cost_usd REAL,
   scope_name TEXT NOT NULL,
   resource_key BLOB NOT NULL,
-  otlp_span BLOB NOT NULL,
-  PRIMARY KEY (trace_id, span_id)
+  otlp_span BLOB NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS spans_by_trace ON spans (trace_no, span_id);
 CREATE TABLE IF NOT EXISTS traces (
-  trace_id BLOB PRIMARY KEY,
+  trace_no INTEGER PRIMARY KEY,
+  trace_id BLOB NOT NULL UNIQUE,
   project_id TEXT NOT NULL,
   session_id TEXT,
   {_ROLLUP_DDL}
@@ -84,19 +93,31 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions (project_id, start_ns, session_id);
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (project_id, user_id, start_ns);
+-- partial: only LLM-call spans pay for it on ingest (the generations API lists them)
+CREATE INDEX IF NOT EXISTS spans_llm_by_start ON spans (project_id, start_ns)
+  WHERE event_type = 'llm_call';
+CREATE INDEX IF NOT EXISTS traces_by_end ON traces (end_ns);
+CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (end_ns);
 """
 
 _INSERT_SPAN = """
-INSERT INTO spans (trace_id, span_id, parent_span_id, project_id, name, kind, start_ns, end_ns,
-  status_code, status_message, event_type, is_error, service, environment, session_id, user_id,
+INSERT INTO spans (trace_no, trace_id, span_id, parent_span_id, project_id, name, kind,
+  start_ns, end_ns, status_code, status_message, event_type, is_error, service, environment,
+  session_id, user_id,
   provider, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
   reasoning_tokens, cost_usd, scope_name, resource_key, otlp_span)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
-class SqliteStore(Store):
-    def __init__(self, path: Path, *, synchronous: str = "full") -> None:
+class SqliteStore(SqlReads):
+    dialect = SQLITE
+    span_join = "s.trace_no = t.trace_no"
+
+    def __init__(
+        self, path: Path, *, synchronous: str = "full", shared_writers: bool = False
+    ) -> None:
+        """`shared_writers`: other processes write to the same file (receiver workers)."""
         if synchronous.lower() not in {"full", "normal", "extra"}:
             raise ValueError(f"synchronous must be full, normal or extra, not {synchronous!r}")
         self._path = path
@@ -105,17 +126,24 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer = self._connect()
+        self._writer = self._connect(cache_kib=32_000)  # indexes being updated stay hot
         self._migrate(self._writer)
+        # Checkpoints copy the WAL back into the database; done by the checkpointer thread
+        # (in parallel with the writer) instead of inside the commit that fills the WAL.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
+        self._write_lock = (
+            _FileLock(path.with_name(path.name + ".lock")) if shared_writers else None
+        )
 
     # -- connections ---------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int = 8_000) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA cache_size=-32000")
+        conn.execute(f"PRAGMA cache_size=-{cache_kib}")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -135,19 +163,22 @@ class SqliteStore(Store):
                 f"{self._path} has schema version {version}, newer than this bridge "
                 f"({SCHEMA_VERSION}); upgrade the bridge"
             )
+        if 0 < version < _OLDEST_READABLE:
+            raise RuntimeError(
+                f"{self._path} has schema version {version}, written by a development build"
+                " before the first release; start with an empty data directory"
+            )
         conn.executescript(_SCHEMA)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- writes --------------------------------------------------------------------------
 
-    def write(self, batch: WriteBatch) -> WriteResult:
-        (result,) = self.write_many([batch])
-        if isinstance(result, Exception):
-            raise result
-        return result
-
     def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
         """Group commit: one transaction (one fsync) for all batches, a savepoint each."""
+        with self._write_lock or contextlib.nullcontext():
+            return self._write_group(batches)
+
+    def _write_group(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
         conn = self._writer
         results: list[WriteResult | Exception] = []
         conn.execute("BEGIN IMMEDIATE")
@@ -174,60 +205,83 @@ class SqliteStore(Store):
         for record in batch.records:
             unique.setdefault((record.trace_id, record.span_id), record)
         trace_ids = list({key[0] for key in unique})
-        seen = self._existing_spans(conn, trace_ids)
+        numbers, existing = self._trace_states(conn, trace_ids)
+        seen = self._existing_spans(conn, numbers)
         new = [r for key, r in unique.items() if key not in seen]
-        existing = self._trace_states(conn, trace_ids)
-        plan = plan_rollups(new, existing)
+        if batch.trace_deltas is not None and len(new) == len(batch.records):
+            plan = plan_from_deltas(batch.trace_deltas, existing)  # the common case: no retries
+        else:
+            plan = plan_rollups(new, existing)
         if batch.resources:
             conn.executemany(
                 "INSERT OR IGNORE INTO resources VALUES (?, ?)", batch.resources.items()
             )
-        conn.executemany(_INSERT_SPAN, _span_rows(batch.project_id, new, plan.traces))
         conn.executemany(
-            f"INSERT OR REPLACE INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
-            f" VALUES (?, ?, ?, {_ROLLUP_MARKS})",
+            f"INSERT INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
+            f" VALUES (?, ?, ?, {_ROLLUP_MARKS})"
+            f" ON CONFLICT (trace_id) DO UPDATE SET {_UPDATE_TRACE}",
             [
                 (tid, batch.project_id, state.session_id, *columns.to_row(state.rollup))
                 for tid, state in plan.traces.items()
             ],
         )
-        for tid, session_id in plan.newly_bound.items():
-            # spans stored before the trace was named now name their session too
-            conn.execute(
-                "UPDATE spans SET session_id = ? WHERE trace_id = ? AND session_id IS NULL",
-                (session_id, tid),
+        fresh = [tid for tid in plan.traces if tid not in numbers]
+        if fresh:
+            numbers.update(self._trace_numbers(conn, fresh))
+        conn.executemany(_INSERT_SPAN, _span_rows(batch.project_id, new, plan.traces, numbers))
+        # spans stored before their trace was named now name its session too (a trace
+        # first seen in this batch has no such spans: it was inserted named)
+        orphans = [(sid, numbers[tid]) for tid, sid in plan.newly_bound.items() if tid in existing]
+        if orphans:
+            conn.executemany(
+                "UPDATE spans SET session_id = ? WHERE trace_no = ? AND session_id IS NULL",
+                orphans,
             )
         self._merge_sessions(conn, batch.project_id, plan.sessions)
         return WriteResult(stored=len(new), duplicates=len(batch.records) - len(new))
 
     @staticmethod
     def _existing_spans(
-        conn: sqlite3.Connection, trace_ids: Sequence[bytes]
+        conn: sqlite3.Connection, numbers: dict[bytes, int]
     ) -> set[tuple[bytes, bytes]]:
+        """(trace_id, span_id) of the stored spans of these (already stored) traces."""
+        trace_of = {number: tid for tid, number in numbers.items()}
         seen: set[tuple[bytes, bytes]] = set()
-        for chunk in _chunks(trace_ids):
-            marks = ",".join("?" * len(chunk))
-            seen.update(
-                conn.execute(
-                    f"SELECT trace_id, span_id FROM spans WHERE trace_id IN ({marks})", chunk
-                )
-            )
+        for chunk in _chunks(list(trace_of)):
+            for number, span_id in conn.execute(
+                f"SELECT trace_no, span_id FROM spans WHERE trace_no IN ({_marks(chunk)})", chunk
+            ):
+                seen.add((trace_of[number], span_id))
         return seen
 
     @staticmethod
     def _trace_states(
         conn: sqlite3.Connection, trace_ids: Sequence[bytes]
-    ) -> dict[bytes, TraceState]:
+    ) -> tuple[dict[bytes, int], dict[bytes, TraceState]]:
+        """The trace numbers and states of the traces already stored."""
+        numbers: dict[bytes, int] = {}
         states: dict[bytes, TraceState] = {}
         for chunk in _chunks(trace_ids):
-            marks = ",".join("?" * len(chunk))
             for row in conn.execute(
-                f"SELECT trace_id, session_id, {_ROLLUP_COLS} FROM traces"
-                f" WHERE trace_id IN ({marks})",
+                f"SELECT trace_id, trace_no, session_id, {_ROLLUP_COLS} FROM traces"
+                f" WHERE trace_id IN ({_marks(chunk)})",
                 chunk,
             ):
-                states[row[0]] = TraceState(row[1], columns.from_row(row[2:]))
-        return states
+                numbers[row[0]] = row[1]
+                states[row[0]] = TraceState(row[2], columns.from_row(row[3:]))
+        return numbers, states
+
+    @staticmethod
+    def _trace_numbers(conn: sqlite3.Connection, trace_ids: Sequence[bytes]) -> dict[bytes, int]:
+        numbers: dict[bytes, int] = {}
+        for chunk in _chunks(trace_ids):
+            numbers.update(
+                conn.execute(
+                    f"SELECT trace_id, trace_no FROM traces WHERE trace_id IN ({_marks(chunk)})",
+                    chunk,
+                )
+            )
+        return numbers
 
     @staticmethod
     def _merge_sessions(conn: sqlite3.Connection, project_id: str, deltas: dict[str, Any]) -> None:
@@ -249,67 +303,122 @@ class SqliteStore(Store):
             [(project_id, sid, *columns.to_row(r)) for sid, r in merged.items()],
         )
 
-    # -- reads ---------------------------------------------------------------------------
+    # -- reads (the queries themselves are in `sql_reads`) -------------------------------
 
-    def get_session(self, project_id: str, session_id: str) -> SessionRow | None:
-        row = (
-            self._reader()
-            .execute(
-                f"SELECT {_ROLLUP_COLS} FROM sessions WHERE project_id = ? AND session_id = ?",
-                (project_id, session_id),
-            )
-            .fetchone()
-        )
-        return None if row is None else SessionRow(project_id, session_id, columns.from_row(row))
-
-    def list_sessions(self, query: SessionQuery) -> list[SessionRow]:
-        where = ["project_id = ?"]
-        args: list[Any] = [query.project_id]
-        if query.user_id is not None:
-            where.append("user_id = ?")
-            args.append(query.user_id)
-        if query.active_since_ns is not None:
-            where.append("end_ns >= ?")
-            args.append(query.active_since_ns)
-        if query.inactive_before_ns is not None:
-            where.append("end_ns < ?")
-            args.append(query.inactive_before_ns)
-        if query.start_from_ns is not None:
-            where.append("start_ns >= ?")
-            args.append(query.start_from_ns)
-        if query.end_until_ns is not None:
-            where.append("end_ns <= ?")
-            args.append(query.end_until_ns)
-        order = "DESC"
-        if query.after is not None:
-            where.append("(start_ns, session_id) < (?, ?)")
-            args += list(query.after)
-        elif query.before is not None:
-            where.append("(start_ns, session_id) > (?, ?)")
-            args += list(query.before)
-            order = "ASC"
-        sql = (
-            f"SELECT session_id, {_ROLLUP_COLS} FROM sessions WHERE {' AND '.join(where)}"
-            f" ORDER BY start_ns {order}, session_id {order} LIMIT ?"
-        )
-        args.append(query.page_size)
-        rows = [
-            SessionRow(query.project_id, row[0], columns.from_row(row[1:]))
-            for row in self._reader().execute(sql, args)
-        ]
-        if order == "ASC":
-            rows.reverse()
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._reader().execute(sql, params).fetchall()
         return rows
+
+    def expire(
+        self, traces_before_ns: int | None, sessions_before_ns: int | None, limit: int
+    ) -> Expired:
+        """One short write transaction of its own connection: ingestion waits for it at
+        most that long (busy_timeout), as for any other SQLite writer."""
+        expired = Expired()
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if traces_before_ns is not None:
+                doomed = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT trace_no FROM traces t WHERE end_ns < ? AND NOT EXISTS"
+                        " (SELECT 1 FROM spans s WHERE s.trace_no = t.trace_no AND s.rowid > ?)"
+                        " ORDER BY end_ns LIMIT ?",
+                        (traces_before_ns, _export_hold(conn), limit),
+                    )
+                ]
+                for chunk in _chunks(doomed):
+                    marks = _marks(chunk)
+                    expired.spans += conn.execute(
+                        f"DELETE FROM spans WHERE trace_no IN ({marks})", chunk
+                    ).rowcount
+                    conn.execute(f"DELETE FROM traces WHERE trace_no IN ({marks})", chunk)
+                expired.traces = len(doomed)
+            if sessions_before_ns is not None:
+                expired.sessions = conn.execute(
+                    "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions"
+                    " WHERE end_ns < ? ORDER BY end_ns LIMIT ?)",
+                    (sessions_before_ns, limit),
+                ).rowcount
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+        return expired
 
     def ping(self) -> None:
         self._reader().execute("SELECT 1").fetchone()
 
     def close(self) -> None:
+        self._checkpointer.stop()
+        if self._write_lock is not None:
+            self._write_lock.close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
         self._writer.close()
+
+
+def _export_hold(conn: sqlite3.Connection) -> int:
+    """Retention keeps the spans above this rowid: those an exporter has not delivered yet
+    (its cursor, `export/sqlite_log.py`), and the newest span, so that rowids, the export
+    log's positions, are never reused."""
+    (newest,) = conn.execute("SELECT max(rowid) FROM spans").fetchone()
+    hold = int(newest or 0) - 1
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'export_cursors'").fetchone():
+        (cursor,) = conn.execute("SELECT min(position) FROM export_cursors").fetchone()
+        if cursor is not None:
+            hold = min(hold, int(cursor))
+    return hold
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+class _Checkpointer:
+    """Copies committed WAL pages into the database file in the background."""
+
+    def __init__(self, conn: sqlite3.Connection, interval_s: float = 0.25) -> None:
+        self._conn = conn
+        self._interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+        with contextlib.suppress(sqlite3.OperationalError):  # busy: the next start finishes it
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
+
+
+class _FileLock:
+    """A lock between processes (flock): waiters wake as soon as it is released, where
+    SQLite's own busy handler would sleep and poll."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._threads = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -318,36 +427,11 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def _span_rows(
-    project_id: str, records: list[SpanRecord], traces: dict[bytes, TraceState]
+    project_id: str,
+    records: list[SpanRecord],
+    traces: dict[bytes, TraceState],
+    numbers: dict[bytes, int],
 ) -> Iterable[tuple[Any, ...]]:
     for r in records:
-        llm = r.llm
-        yield (
-            r.trace_id,
-            r.span_id,
-            r.parent_span_id,
-            project_id,
-            r.name,
-            r.kind,
-            r.start_ns,
-            r.end_ns,
-            r.status_code,
-            r.status_message,
-            r.event_type.value,
-            r.is_error,
-            r.service,
-            r.environment,
-            traces[r.trace_id].session_id,
-            r.user_id,
-            llm.provider if llm else None,
-            llm.model if llm else None,
-            llm.input_tokens if llm else None,
-            llm.output_tokens if llm else None,
-            llm.cache_read_tokens if llm else None,
-            llm.cache_creation_tokens if llm else None,
-            llm.reasoning_tokens if llm else None,
-            r.cost_usd,
-            r.scope_name,
-            r.resource_key,
-            r.otlp_span,
-        )
+        session_id = traces[r.trace_id].session_id
+        yield (numbers[r.trace_id], *columns.span_values(r, project_id, session_id))

@@ -1,0 +1,180 @@
+"""Several receiver processes behind the same ports (`receivers.otlp.workers` > 1).
+
+Parsing and mapping OTLP is CPU work in Python, so one process uses one core.
+With N workers, each worker is a whole bridge (receivers, pipeline, query API)
+listening on the same ports with SO_REUSEPORT: the kernel spreads client
+connections across them. They share the store; SQLite writes are serialised
+by a file lock, so rollups stay exact. The supervisor (this module) reserves
+the ports, migrates the store once, starts the workers, prints the banner,
+restarts a worker that dies, and stops them all on SIGTERM/SIGINT.
+
+One client connection is served by one worker: the gain comes with several
+connections (several SDKs, or an exporter with several channels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from dataclasses import replace
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+from session_bridge import logs
+from session_bridge.config import BridgeConfig, split_endpoint
+
+if TYPE_CHECKING:
+    from session_bridge.server import Endpoints
+
+log = logging.getLogger(__name__)
+
+_START_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 30.0
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _reserve(endpoint: str) -> tuple[str, socket.socket]:
+    """Bind (without listening) to fix the port when it is 0; workers then share it."""
+    host, port = split_endpoint(endpoint)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {endpoint}: {exc.strerror}") from exc
+    bound = sock.getsockname()[1]
+    return (f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"), sock
+
+
+def _worker_main(config: BridgeConfig, index: int, conn: Connection) -> None:
+    logs.configure(config.log.format, config.log.level)
+    try:
+        asyncio.run(_serve_worker(config, index, conn))
+    except Exception as exc:  # report a start-up failure to the supervisor
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"worker {index}: {exc}"))
+        raise SystemExit(1) from exc
+
+
+async def _serve_worker(config: BridgeConfig, index: int, conn: Connection) -> None:
+    from session_bridge.server import Bridge  # the supervisor itself never loads the server
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    bridge = Bridge(config, worker=index)
+    endpoints = await bridge.start()
+    details = bridge.enricher.describe() if bridge.enricher else []
+    conn.send(("ready", endpoints, details, bridge.storage_description))
+    await stop.wait()
+    await bridge.stop()
+
+
+class Supervisor:
+    def __init__(self, config: BridgeConfig, workers: int) -> None:
+        self._count = workers
+        self._context = multiprocessing.get_context("spawn")
+        self._processes: dict[int, Any] = {}
+        self._stopping = threading.Event()
+        otlp = config.receivers.otlp
+        grpc_endpoint, self._grpc_sock = _reserve(otlp.protocols.grpc.endpoint)
+        http_endpoint, self._http_sock = _reserve(otlp.protocols.http.endpoint)
+        protocols = replace(
+            otlp.protocols,
+            grpc=replace(otlp.protocols.grpc, endpoint=grpc_endpoint),
+            http=replace(otlp.protocols.http, endpoint=http_endpoint),
+        )
+        self.config = replace(
+            config, receivers=replace(config.receivers, otlp=replace(otlp, protocols=protocols))
+        )
+
+    def start(self) -> tuple[Endpoints, list[str], str]:
+        """Start every worker; returns what worker 0 reported (endpoints, enrich lines, storage).
+
+        Worker 0 starts alone first: it migrates the store before anyone else writes.
+        """
+        # fewer malloc arenas: these processes are multi-threaded and would otherwise
+        # keep freed memory in one arena per thread
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+        metrics_dir = os.environ.get(METRICS_DIR_ENV)
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.makedirs(metrics_dir, exist_ok=True)
+        reports = [self._spawn(index) for index in range(self._count)]
+        self._grpc_sock.close()  # the workers hold the ports now
+        self._http_sock.close()
+        return reports[0]
+
+    def _spawn(self, index: int) -> tuple[Endpoints, list[str], str]:
+        parent, child = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_worker_main, args=(self.config, index, child), name=f"bridge-worker-{index}"
+        )
+        process.start()
+        child.close()
+        self._processes[index] = process
+        if not parent.poll(_START_TIMEOUT_S):
+            raise OSError(f"worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
+        try:
+            message = parent.recv()
+        except EOFError as exc:
+            raise OSError(f"worker {index} exited while starting") from exc
+        if message[0] != "ready":
+            raise OSError(message[1])
+        _, endpoints, details, storage = message
+        return endpoints, details, storage
+
+    def request_stop(self, *_: object) -> None:
+        self._stopping.set()
+
+    def supervise(self) -> None:
+        """Until asked to stop: restart any worker that dies."""
+        while not self._stopping.is_set():
+            sentinels = {p.sentinel: index for index, p in self._processes.items()}
+            for ready in wait(list(sentinels), timeout=0.5):
+                index = sentinels[ready]
+                process = self._processes[index]
+                process.join()
+                self._mark_dead(process.pid)
+                if self._stopping.is_set():
+                    break
+                log.error("worker %d exited with code %s; restarting it", index, process.exitcode)
+                time.sleep(1)  # do not spin if it dies again at once
+                with contextlib.suppress(OSError):
+                    self._spawn(index)
+
+    def stop(self) -> int:
+        """SIGTERM every worker and wait; 0 when all stopped cleanly."""
+        for process in self._processes.values():
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        status = 0
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        for process in self._processes.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error("worker %s did not stop in time; killing it", process.name)
+                process.kill()
+                process.join()
+            if process.exitcode not in (0, -signal.SIGTERM):
+                status = 1
+            self._mark_dead(process.pid)
+        return status
+
+    @staticmethod
+    def _mark_dead(pid: int | None) -> None:
+        if pid is not None and os.environ.get(METRICS_DIR_ENV):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
