@@ -522,6 +522,9 @@ class GrpcClient:
             options=[
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                # its own TCP connection: grpc-core otherwise shares one between channels
+                # to the same target, and `--channels` would not mean several clients
+                ("grpc.use_local_subchannel_pool", 1),
             ],
         )
         grpc.channel_ready_future(self.channel).result(timeout=timeout)

@@ -78,13 +78,17 @@ def json_request(
     }
 
 
-def _any(value: Any) -> AnyValue:
+def any_value_of(value: Any) -> AnyValue:
     if isinstance(value, bool):
         return AnyValue(bool_value=value)
     if isinstance(value, int):
         return AnyValue(int_value=value)
     if isinstance(value, float):
         return AnyValue(double_value=value)
+    if isinstance(value, list):
+        out = AnyValue()
+        out.array_value.values.extend(any_value_of(v) for v in value)
+        return out
     return AnyValue(string_value=str(value))
 
 
@@ -107,7 +111,7 @@ def proto_span(
         kind=Span.SPAN_KIND_INTERNAL,
         start_time_unix_nano=start,
         end_time_unix_nano=end if end is not None else start + 1_000_000,
-        attributes=[KeyValue(key=k, value=_any(v)) for k, v in attributes.items()],
+        attributes=[KeyValue(key=k, value=any_value_of(v)) for k, v in attributes.items()],
     )
     span.status.code = status_code  # type: ignore[assignment]
     return span
@@ -118,6 +122,6 @@ def proto_request(
 ) -> ExportTraceServiceRequest:
     res = resource or {"service.name": "proto-svc"}
     rs = ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])
-    rs.resource.attributes.extend(KeyValue(key=k, value=_any(v)) for k, v in res.items())
+    rs.resource.attributes.extend(KeyValue(key=k, value=any_value_of(v)) for k, v in res.items())
     rs.scope_spans[0].scope.name = "hand-built"
     return ExportTraceServiceRequest(resource_spans=[rs])

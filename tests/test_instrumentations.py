@@ -28,13 +28,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.conftest import RunningBridge
+from tests.otlp_builders import any_value_of
 
 CAPTURES = Path(__file__).parent / "instrumentations" / "captured"
 sys.path.insert(0, str(CAPTURES.parent))
@@ -81,20 +82,6 @@ EXPECTED = {
 }
 
 
-def _any(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        out = AnyValue()
-        out.array_value.values.extend(_any(v) for v in value)
-        return out
-    return AnyValue(string_value=str(value))
-
-
 def _request(spans: list[dict[str, Any]]) -> ExportTraceServiceRequest:
     """The captured spans back on the wire, grouped by resource and scope as sent."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -109,7 +96,7 @@ def _request(spans: list[dict[str, Any]]) -> ExportTraceServiceRequest:
     for (resource, scope, version), items in groups.items():
         rs = request.resource_spans.add()
         rs.resource.attributes.extend(
-            KeyValue(key=k, value=_any(v)) for k, v in json.loads(resource).items()
+            KeyValue(key=k, value=any_value_of(v)) for k, v in json.loads(resource).items()
         )
         ss = rs.scope_spans.add()
         ss.scope.name, ss.scope.version = scope, version
@@ -124,7 +111,7 @@ def _request(spans: list[dict[str, Any]]) -> ExportTraceServiceRequest:
                 end_time_unix_nano=item["end_ns"],
             )
             span.attributes.extend(
-                KeyValue(key=k, value=_any(v)) for k, v in item["attributes"].items()
+                KeyValue(key=k, value=any_value_of(v)) for k, v in item["attributes"].items()
             )
             span.status.code = {"UNSET": 0, "OK": 1, "ERROR": 2}[item["status"]["code"]]  # type: ignore[assignment]
             for event in item["events"]:

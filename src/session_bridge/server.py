@@ -26,12 +26,12 @@ from session_bridge.api.ui import install_ui
 from session_bridge.config import BridgeConfig, split_endpoint
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
-from session_bridge.export.passthrough import Passthrough
 from session_bridge.export.service import ExportService, upstream_settings
 from session_bridge.keys import IngestAuth, KeyRing
 from session_bridge.pipeline import IngestPipeline
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
+from session_bridge.receivers.passthrough import Passthrough
 from session_bridge.store.base import Store
 from session_bridge.store.factory import describe_storage, open_store
 from session_bridge.store.retention import RetentionWorker

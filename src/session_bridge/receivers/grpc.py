@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def _status(code: int, message: str, retry_after_s: int | None = None) -> grpc.Status:
+def rich_status(code: int, message: str, retry_after_s: int | None = None) -> grpc.Status:
     status = status_pb2.Status(code=code, message=message)
     if retry_after_s is not None:
         detail = any_pb2.Any()
@@ -58,13 +58,13 @@ class TraceReceiver:
         try:
             project_id = self._auth.project(header(metadata, "authorization"))
         except UnauthenticatedError as exc:
-            await context.abort_with_status(_status(code_pb2.UNAUTHENTICATED, exc.message))
+            await context.abort_with_status(rich_status(code_pb2.UNAUTHENTICATED, exc.message))
         request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
             await context.abort_with_status(
-                _status(code_pb2.INVALID_ARGUMENT, f"invalid ExportTraceServiceRequest: {exc}")
+                rich_status(code_pb2.INVALID_ARGUMENT, f"invalid ExportTraceServiceRequest: {exc}")
             )
         try:
             client_ip = self._addresses.resolve(
@@ -77,12 +77,12 @@ class TraceReceiver:
             )
         except RetryableError as exc:
             await context.abort_with_status(
-                _status(code_pb2.UNAVAILABLE, exc.message, exc.retry_after_s)
+                rich_status(code_pb2.UNAVAILABLE, exc.message, exc.retry_after_s)
             )
         except Exception:
             log.exception("failed to process an OTLP/gRPC export")
             await context.abort_with_status(
-                _status(code_pb2.INTERNAL, "internal error while processing the spans")
+                rich_status(code_pb2.INTERNAL, "internal error while processing the spans")
             )
         response = ExportTraceServiceResponse()
         if outcome.rejected or outcome.error_message:

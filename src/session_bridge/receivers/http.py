@@ -42,7 +42,7 @@ _CODES = {
 }
 
 
-def _error(
+def error_response(
     status: int, message: str, fmt: BodyFormat, headers: dict[str, str] | None = None
 ) -> Response:
     body = status_pb2.Status(code=_CODES.get(status, code_pb2.UNKNOWN), message=message)
@@ -80,7 +80,7 @@ def traces_router(
         fmt = body_format(request.headers.get("content-type"))
         if fmt is None:
             metrics.failed_requests.labels("http", "content_type").inc()
-            return _error(
+            return error_response(
                 415,
                 f"unsupported Content-Type {request.headers.get('content-type')!r}; "
                 f"use {BodyFormat.PROTOBUF.value} or {BodyFormat.JSON.value}",
@@ -90,7 +90,7 @@ def traces_router(
             project_id = auth.project(request.headers.get("authorization"))
         except UnauthenticatedError as exc:
             metrics.failed_requests.labels("http", "401").inc()
-            return _error(401, exc.message, fmt, {"WWW-Authenticate": "Basic, Bearer"})
+            return error_response(401, exc.message, fmt, {"WWW-Authenticate": "Basic, Bearer"})
         message = ExportTraceServiceRequest()
         try:
             raw = await _read_body(request, max_body_bytes)
@@ -101,7 +101,7 @@ def traces_router(
             headers = (
                 {"Accept-Encoding": ", ".join(SUPPORTED_ENCODINGS)} if exc.status == 415 else None
             )
-            return _error(exc.status, exc.message, fmt, headers)
+            return error_response(exc.status, exc.message, fmt, headers)
         try:
             client_ip = addresses.resolve(
                 request.client.host if request.client else None,
@@ -110,10 +110,10 @@ def traces_router(
             )
             outcome = await pipeline.export(message, "http", RequestInfo(client_ip), project_id)
         except RetryableError as exc:
-            return _error(503, exc.message, fmt, {"Retry-After": str(exc.retry_after_s)})
+            return error_response(503, exc.message, fmt, {"Retry-After": str(exc.retry_after_s)})
         except Exception:
             log.exception("failed to process an OTLP/HTTP export")
-            return _error(500, "internal error while processing the spans", fmt)
+            return error_response(500, "internal error while processing the spans", fmt)
         response = ExportTraceServiceResponse()
         if outcome.rejected or outcome.error_message:
             response.partial_success.rejected_spans = outcome.rejected

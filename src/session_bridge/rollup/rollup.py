@@ -12,6 +12,7 @@ the same result. Stores persist these columns and must merge through `merge`
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -160,8 +161,15 @@ def from_span(record: SpanRecord) -> Rollup:
 
 
 def _compact_json(value: ClientInfo | GeoInfo) -> str:
-    fields_set = {k: getattr(value, k) for k in value.__slots__ if getattr(value, k) is not None}
-    return json.dumps(fields_set, sort_keys=True)
+    return _json_of_fields(tuple(getattr(value, name) for name in value.__slots__), value.__slots__)
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_of_fields(values: tuple[Any, ...], names: tuple[str, ...]) -> str:
+    # few distinct clients and places per process: encode each once
+    return json.dumps(
+        {name: v for name, v in zip(names, values, strict=True) if v is not None}, sort_keys=True
+    )
 
 
 def client_of(rollup: Rollup) -> ClientInfo | None:

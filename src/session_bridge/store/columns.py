@@ -7,6 +7,7 @@ EARLIEST columns a text value plus an integer `<name>_stamp`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -40,10 +41,16 @@ def to_row(rollup: Rollup) -> tuple[Any, ...]:
         if rule is Merge.EARLIEST:
             row += [None, None] if value is None else [value[1], value[0]]
         elif rule is Merge.UNION:
-            row.append(json.dumps(sorted(value)))
+            row.append(_set_json(value))
         else:
             row.append(value)
     return tuple(row)
+
+
+@functools.lru_cache(maxsize=4096)
+def _set_json(values: frozenset[str]) -> str:
+    # the same few sets (services, models, providers) are written over and over
+    return json.dumps(sorted(values))
 
 
 def from_row(row: tuple[Any, ...] | list[Any]) -> Rollup:

@@ -41,8 +41,8 @@ from session_bridge.receivers.decode import (
     encode,
     parse,
 )
-from session_bridge.receivers.grpc import _status as _grpc_status
-from session_bridge.receivers.http import _error
+from session_bridge.receivers.grpc import rich_status
+from session_bridge.receivers.http import error_response
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Passthrough:
         async def handle(request: Request) -> Response:
             fmt = body_format(request.headers.get("content-type"))
             if fmt is None:
-                return _error(
+                return error_response(
                     415, "use application/x-protobuf or application/json", BodyFormat.JSON
                 )
             message = signal.request()
@@ -124,7 +124,7 @@ class Passthrough:
                 )
                 parse(message, data, fmt)
             except DecodeFailure as exc:
-                return _error(exc.status, exc.message, fmt)
+                return error_response(exc.status, exc.message, fmt)
             answer, response = await self.forward(signal, message)
             if response is not None:
                 return Response(encode(response, fmt), media_type=fmt.value)
@@ -133,7 +133,7 @@ class Passthrough:
             if answer.verdict is Verdict.RETRY:
                 status = status if status in (429, 502, 503, 504) else 503
                 headers["Retry-After"] = str(math.ceil(answer.retry_after_s or 1))
-            return _error(status, f"upstream: {answer.message}", fmt, headers)
+            return error_response(status, f"upstream: {answer.message}", fmt, headers)
 
         return handle
 
@@ -154,7 +154,7 @@ class Passthrough:
                 message.ParseFromString(body)
             except DecodeError as exc:
                 await context.abort_with_status(
-                    _grpc_status(code_pb2.INVALID_ARGUMENT, f"invalid request: {exc}")
+                    rich_status(code_pb2.INVALID_ARGUMENT, f"invalid request: {exc}")
                 )
             answer, response = await self.forward(signal, message)
             if response is not None:
@@ -166,7 +166,7 @@ class Passthrough:
             else:
                 code, delay = _HTTP_TO_GRPC.get(answer.status, code_pb2.INTERNAL), None
             await context.abort_with_status(
-                _grpc_status(code, f"upstream: {answer.message}", delay)
+                rich_status(code, f"upstream: {answer.message}", delay)
             )
             raise AssertionError("unreachable")  # abort_with_status raises
 
