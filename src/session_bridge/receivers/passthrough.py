@@ -165,9 +165,7 @@ class Passthrough:
                 code, delay = answer.grpc_code.value[0], None
             else:
                 code, delay = _HTTP_TO_GRPC.get(answer.status, code_pb2.INTERNAL), None
-            await context.abort_with_status(
-                rich_status(code, f"upstream: {answer.message}", delay)
-            )
+            await context.abort_with_status(rich_status(code, f"upstream: {answer.message}", delay))
             raise AssertionError("unreachable")  # abort_with_status raises
 
         return export
