@@ -79,7 +79,12 @@ class IngestPipeline:
     ) -> ExportOutcome:
         """Store the spans of one request under `project_id` (None: the pipeline's
         default project); raise `RetryableError` if they were not stored."""
+        # refuse before mapping: an overloaded bridge should not spend CPU on work it drops
         refusal = self._admission.refusal() if self._admission is not None else None
+        if refusal is None and self._pending >= self._max_pending:
+            refusal = (
+                f"the bridge is busy ({self._pending} requests waiting for the store); retry later"
+            )
         if refusal is not None:
             spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
             self._metrics.refused_spans.labels(transport).inc(spans)
@@ -90,12 +95,6 @@ class IngestPipeline:
         records = mapped.records
         if not records:
             return ExportOutcome(0, mapped.rejected, mapped.error_message)
-        if self._pending >= self._max_pending:
-            self._metrics.refused_spans.labels(transport).inc(len(records))
-            raise RetryableError(
-                f"the bridge is busy ({self._pending} requests waiting for the store); retry later",
-                self._retry_after_s,
-            )
         if self._enricher is not None:
             self._enricher.enrich(records, request_info)
         batch = WriteBatch(
