@@ -663,6 +663,11 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
+def join_endpoint(host: str, port: int) -> str:
+    """(host, port) -> `host:port`, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def split_endpoint(endpoint: str) -> tuple[str, int]:
     """`host:port` or `[v6]:port` -> (host, port)."""
     host, sep, port = endpoint.rpartition(":")
@@ -678,6 +683,7 @@ __all__ = [
     "ByteSize",
     "ConfigError",
     "Duration",
+    "join_endpoint",
     "load",
     "parse",
     "secret_digest",

@@ -52,19 +52,6 @@ class GeoInfo:
     postal_code: str | None = None
     timezone: str | None = None
 
-    def is_empty(self) -> bool:
-        return all(
-            v is None
-            for v in (
-                self.country_code,
-                self.country_name,
-                self.region,
-                self.city,
-                self.postal_code,
-                self.timezone,
-            )
-        )
-
 
 @dataclass(slots=True)
 class LlmUsage:

@@ -23,7 +23,7 @@ from session_bridge.api.langfuse import langfuse_router
 from session_bridge.api.search import search_router
 from session_bridge.api.sessions import sessions_router
 from session_bridge.api.ui import install_ui
-from session_bridge.config import BridgeConfig, split_endpoint
+from session_bridge.config import BridgeConfig, join_endpoint, split_endpoint
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
@@ -177,7 +177,7 @@ class Bridge:
             server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
-            grpc_endpoint = f"{split_endpoint(otlp.protocols.grpc.endpoint)[0]}:{port}"
+            grpc_endpoint = join_endpoint(split_endpoint(otlp.protocols.grpc.endpoint)[0], port)
         host, port = split_endpoint(otlp.protocols.http.endpoint)
         sock = _listen(host, port, reuse_port=self._shared)
         app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
@@ -198,8 +198,9 @@ class Bridge:
                 raise OSError(f"cannot serve HTTP on {otlp.protocols.http.endpoint}")
             await asyncio.sleep(0.01)
         bound_host, bound_port = sock.getsockname()[:2]
-        display_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.endpoints = Endpoints(grpc=grpc_endpoint, http=f"http://{display_host}:{bound_port}")
+        self.endpoints = Endpoints(
+            grpc=grpc_endpoint, http=f"http://{join_endpoint(bound_host, bound_port)}"
+        )
         if keys.is_open:
             log.warning(
                 "no API keys configured (auth.api_keys): the query APIs are open to anyone"

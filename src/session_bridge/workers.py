@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from session_bridge import logs
-from session_bridge.config import BridgeConfig, split_endpoint
+from session_bridge.config import BridgeConfig, join_endpoint, split_endpoint
 
 if TYPE_CHECKING:
     from session_bridge.server import Endpoints
@@ -53,7 +53,7 @@ def _reserve(endpoint: str) -> tuple[str, socket.socket]:
         sock.close()
         raise OSError(f"cannot listen on {endpoint}: {exc.strerror}") from exc
     bound = sock.getsockname()[1]
-    return (f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"), sock
+    return join_endpoint(host, bound), sock
 
 
 def _worker_main(config: BridgeConfig, index: int, conn: Connection) -> None:

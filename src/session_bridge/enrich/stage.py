@@ -23,8 +23,6 @@ from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
-_GEO_FIELDS = ("country_code", "country_name", "region", "city", "postal_code", "timezone")
-
 
 @dataclass(frozen=True)
 class RequestInfo:
@@ -128,7 +126,7 @@ def _fill_geo(given: GeoInfo | None, looked_up: GeoInfo | None) -> GeoInfo | Non
     ):
         return given
     merged = GeoInfo()
-    for name in _GEO_FIELDS:
+    for name in GeoInfo.__slots__:
         value = getattr(given, name)
         setattr(merged, name, value if value is not None else getattr(looked_up, name))
     return merged
