@@ -86,6 +86,19 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
+def pss_kb(pid: int) -> int | None:
+    """Proportional set size: resident memory, pages shared with other processes divided
+    among them (a tree's memory is the sum of its PSS; summing RSS counts shared pages,
+    such as the interpreter and libraries, once per process)."""
+    text = _read(f"/proc/{pid}/smaps_rollup")
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return None
+
+
 def cpu_ticks(pid: int) -> int:
     """utime + stime of one process, in clock ticks (0 if it is gone)."""
     text = _read(f"/proc/{pid}/stat")
@@ -96,11 +109,13 @@ def cpu_ticks(pid: int) -> int:
 
 
 class ProcessWatcher:
-    """Samples a process tree: peak RSS per pid (VmHWM) and CPU ticks per pid."""
+    """Samples a process tree: peak RSS per pid (VmHWM), the peak of the tree's summed PSS,
+    and CPU ticks per pid."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.hwm: dict[int, int] = {}
+        self.peak_pss = 0
         self.ticks: dict[int, int] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -108,11 +123,14 @@ class ProcessWatcher:
 
     def sample(self) -> None:
         with self._lock:
+            pss = 0
             for p in descendants(self.pid):
                 hwm = vm_hwm_kb(p)
                 if hwm is not None:
                     self.hwm[p] = max(self.hwm.get(p, 0), hwm)
                     self.ticks[p] = max(self.ticks.get(p, 0), cpu_ticks(p))
+                    pss += pss_kb(p) or 0
+            self.peak_pss = max(self.peak_pss, pss)
 
     def total_ticks(self) -> int:
         self.sample()
@@ -220,6 +238,7 @@ class RunResult:
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_pss_mb: float = 0.0
     rss_processes: int = 0
     server_cpu_pct: float = 0.0
     client_cpu_pct: float = 0.0
@@ -390,6 +409,7 @@ def measure(
         others = result["machine_cpu_pct"] + result.get("machine_steal_pct", 0.0) - ours
         result["other_cpu_pct"] = round(max(0.0, others), 1)
         result["peak_rss_kb"] = sum(watcher.hwm.values())
+        result["peak_pss_kb"] = watcher.peak_pss
         result["rss_processes"] = len(watcher.hwm)
         result["server_log"] = str(log)
         return result
@@ -409,6 +429,7 @@ def summarize(
     res.latency_p50_ms = best["latency_p50_ms"]
     res.latency_p99_ms = best["latency_p99_ms"]
     res.peak_rss_mb = round(max(r["peak_rss_kb"] for r in runs) / 1024, 1)
+    res.peak_pss_mb = round(max(r["peak_pss_kb"] for r in runs) / 1024, 1)
     res.rss_processes = max(r["rss_processes"] for r in runs)
     res.server_cpu_pct = best["server_cpu_pct"]
     res.client_cpu_pct = best["client_cpu_pct"]
@@ -433,20 +454,22 @@ def summarize(
 
 NOISY_OTHER_CPU = 30.0  # other processes' CPU (% of one core) above which a run is flagged
 
-HEADER = ["target", "transport", "spans/s", "p50 ms", "p99 ms", "peak RSS MB", "srv CPU%"]
+HEADER = ["target", "transport", "spans/s", "p50 ms", "p99 ms", "peak RSS MB", "peak PSS MB"]
+HEADER += ["srv CPU%"]
 HEADER += ["cli CPU%", "other CPU%", "vs walk", "status"]
 
 
 def fmt_row(r: RunResult) -> list[str]:
     if not r.ok:
         first = r.error.splitlines()[0] if r.error else "failed"
-        return [r.target, r.transport, *["-"] * 8, f"FAILED: {first[:80]}"]
+        return [r.target, r.transport, *["-"] * 9, f"FAILED: {first[:80]}"]
     ratio = f"{r.ratio_vs_walk:.2f}x" if r.ratio_vs_walk is not None else "-"
     rss = f"{r.peak_rss_mb:.0f}" + (f" ({r.rss_processes} procs)" if r.rss_processes > 1 else "")
     status = "ok (noisy)" if r.other_cpu_pct > NOISY_OTHER_CPU else "ok"
     return [
         r.target, r.transport, f"{r.spans_per_s:,.0f}", f"{r.latency_p50_ms:.1f}",
-        f"{r.latency_p99_ms:.1f}", rss, f"{r.server_cpu_pct:.0f}", f"{r.client_cpu_pct:.0f}",
+        f"{r.latency_p99_ms:.1f}", rss, f"{r.peak_pss_mb:.0f}", f"{r.server_cpu_pct:.0f}",
+        f"{r.client_cpu_pct:.0f}",
         f"{r.other_cpu_pct:.0f}", ratio, status,
     ]  # fmt: skip
 
@@ -454,7 +477,7 @@ def fmt_row(r: RunResult) -> list[str]:
 def fmt_table(results: list[RunResult]) -> str:
     rows = [HEADER, *(fmt_row(r) for r in results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    right = {2, 3, 4, 6, 7, 8, 9}
+    right = {2, 3, 4, 6, 7, 8, 9, 10}
     lines = []
     for n, row in enumerate(rows):
         cells = [

@@ -118,3 +118,47 @@ def test_workers_share_the_port_and_the_sessions(workers_bridge) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     assert not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE
+
+
+def test_retries_are_counted_once_through_the_writer_process(workers_bridge) -> None:
+    """A retried request reaches the writer process as rows only; when some of its spans
+    are stored already, the writer asks the receiver for the records and folds only the
+    new spans."""
+    process, endpoint = workers_bridge
+    trace = new_trace_id()
+    llm = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+           "gen_ai.usage.input_tokens": 10}  # fmt: skip
+    root = json_span(trace, new_span_id(), "root", {"session.id": "retry-1"})
+    first_call = json_span(trace, new_span_id(), "chat", llm)
+    second_call = json_span(trace, new_span_id(), "chat", llm)
+    requests = [[root, first_call], [root, first_call], [first_call, second_call]]
+    for spans in requests:
+        with httpx.Client(base_url=endpoint, timeout=30) as client:  # a new connection each
+            response = client.post(
+                "/v1/traces",
+                content=json.dumps(json_request(spans)),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 200, response.text
+    with httpx.Client(base_url=endpoint, timeout=30) as client:
+        session = client.get("/api/v1/sessions/retry-1").json()
+        assert session["trace_count"] == 1
+        assert session["span_count"] == 3
+        assert session["genai_usage"]["request_count"] == 2
+        assert session["genai_usage"]["total_input_tokens"] == 20
+        metrics = client.get("/metrics").text
+        assert 'session_bridge_receiver_duplicate_spans_total{transport="http"} 3.0' in metrics
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
+def test_workers_stop_when_the_writer_process_is_gone(workers_bridge) -> None:
+    process, _ = workers_bridge
+    workers = _worker_pids(process)
+    process.kill()  # the supervisor, which is the writer process, dies at once
+    process.wait()
+    for pid in workers:
+        try:
+            psutil.Process(pid).wait(timeout=30)
+        except psutil.NoSuchProcess:
+            continue

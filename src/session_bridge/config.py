@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import yaml
-from psycopg.conninfo import conninfo_to_dict
 
 
 class ConfigError(Exception):
@@ -536,8 +534,10 @@ def _check_storage(storage: StorageConfig, problems: list[str]) -> None:
             " (set storage.backend: postgres to use PostgreSQL)"
         )
     if postgres.dsn.strip():
+        import psycopg  # here: a SQLite bridge never loads the PostgreSQL driver
+
         try:
-            conninfo_to_dict(postgres.dsn)
+            psycopg.conninfo.conninfo_to_dict(postgres.dsn)
         except psycopg.ProgrammingError as exc:
             problems.append(f"storage.postgres.dsn: not a libpq connection string or URI: {exc}")
     if not _SQL_IDENTIFIER.match(postgres.schema):

@@ -1,8 +1,8 @@
 """The ingest pipeline every receiver feeds: map -> enrich -> store, then acknowledge.
 
-Mapping runs on the caller's event loop; the store write runs on one dedicated
-writer thread (SQLite releases the GIL while it works, so the two overlap). A
-request is acknowledged only after its transaction has committed.
+Mapping runs on the caller's event loop; the store write runs on a `BatchWriter`:
+this process's writer thread, or, with several receiver processes on SQLite, the
+writer process. A request is acknowledged only after its transaction has committed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from session_bridge.enrich.stage import Enricher, RequestInfo
 from session_bridge.mapping.mapper import map_request
 from session_bridge.rollup.binding import fold_by_trace
-from session_bridge.store.base import Store, WriteBatch
-from session_bridge.store.writer import GroupCommitWriter
+from session_bridge.store.base import WriteBatch
+from session_bridge.store.writer import BatchWriter
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class AdmissionGate(Protocol):
 class IngestPipeline:
     def __init__(
         self,
-        store: Store,
+        writer: BatchWriter,
         metrics: BridgeMetrics,
         *,
         enricher: Enricher | None = None,
@@ -65,7 +65,7 @@ class IngestPipeline:
         self._admission = admission
         self._enricher = enricher
         self._project_id = project_id
-        self._writer = GroupCommitWriter(store)
+        self._writer = writer
         self._max_pending = max_pending_requests
         self._pending = 0
         self._retry_after_s = retry_after_s

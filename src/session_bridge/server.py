@@ -35,6 +35,7 @@ from session_bridge.receivers.passthrough import Passthrough
 from session_bridge.store.base import Store
 from session_bridge.store.factory import describe_storage, open_store
 from session_bridge.store.retention import RetentionWorker
+from session_bridge.store.writer import BatchWriter, GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,20 @@ def build_app(
 class Bridge:
     """One running bridge: start() binds and serves, stop() drains and closes."""
 
-    def __init__(self, config: BridgeConfig, *, worker: int | None = None) -> None:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        worker: int | None = None,
+        writer: BatchWriter | None = None,
+    ) -> None:
         """`worker`: this process's index among several receiver processes sharing the
-        ports and the store; worker 0 (or a lone bridge) also runs the background jobs."""
+        ports and the store; worker 0 (or a lone bridge) also runs the background jobs.
+        `writer`: where the store writes go (the writer process of several receivers on
+        SQLite); None: this process writes, on a writer thread of its own."""
         self.config = config
         self._shared = worker is not None
+        self._writer = writer
         self.is_lead = worker in (None, 0)
         self.data_dir = Path(config.storage.data_dir).expanduser().resolve()
         self.storage_description = describe_storage(config.storage)
@@ -138,7 +148,7 @@ class Bridge:
     async def start(self) -> Endpoints:
         cfg = self.config
         otlp = cfg.receivers.otlp
-        store = open_store(cfg.storage, shared_writers=self._shared)
+        store = open_store(cfg.storage, sqlite_writer=self._writer is None)
         self._store = store
         if cfg.storage.retention.spans and self.is_lead:
             self._retention = RetentionWorker(store, cfg.storage.retention)
@@ -155,7 +165,7 @@ class Bridge:
         keys = KeyRing.from_config(cfg.auth.api_keys)
         ingest_auth = IngestAuth(keys, otlp.auth, cfg.sessions.project_id)
         pipeline = IngestPipeline(
-            store,
+            self._writer or GroupCommitWriter(store),
             metrics,
             enricher=self.enricher,
             project_id=cfg.sessions.project_id,

@@ -3,13 +3,16 @@
 Parsing and mapping OTLP is CPU work in Python, so one process uses one core.
 With N workers, each worker is a whole bridge (receivers, pipeline, query API)
 listening on the same ports with SO_REUSEPORT: the kernel spreads client
-connections across them. They share the store; SQLite writes are serialised
-by a file lock, so rollups stay exact. The supervisor (this module) reserves
-the ports, migrates the store once, starts the workers, prints the banner,
-restarts a worker that dies, and stops them all on SIGTERM/SIGINT.
+connections across them. On SQLite the supervisor (this module) is also the one
+writer: the workers send it their mapped batches (`store/writer_process.py`) and it
+group-commits them, so rollups stay exact and no worker waits for another. On
+PostgreSQL each worker writes itself. The supervisor reserves the ports, opens and
+migrates the store, starts the workers, restarts a worker that dies, and stops
+them all on SIGTERM/SIGINT.
 
 One client connection is served by one worker: the gain comes with several
-connections (several SDKs, or an exporter with several channels).
+connections (several SDKs, or an exporter with several channels). Even with one
+connection, the writer process takes the store's work off the receiver.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from session_bridge import logs
 from session_bridge.config import BridgeConfig, join_endpoint, split_endpoint
+from session_bridge.store.factory import sqlite_path
+from session_bridge.store.sqlite import SqliteStore
+from session_bridge.store.writer import GroupCommitWriter
+from session_bridge.store.writer_process import RemoteWriter, WriterEndpoint
 
 if TYPE_CHECKING:
     from session_bridge.server import Endpoints
@@ -56,24 +63,31 @@ def _reserve(endpoint: str) -> tuple[str, socket.socket]:
     return join_endpoint(host, bound), sock
 
 
-def _worker_main(config: BridgeConfig, index: int, conn: Connection) -> None:
+def _worker_main(
+    config: BridgeConfig, index: int, conn: Connection, writes: Connection | None
+) -> None:
     logs.configure(config.log.format, config.log.level)
     try:
-        asyncio.run(_serve_worker(config, index, conn))
+        asyncio.run(_serve_worker(config, index, conn, writes))
     except Exception as exc:  # report a start-up failure to the supervisor
         with contextlib.suppress(OSError):
             conn.send(("error", f"worker {index}: {exc}"))
         raise SystemExit(1) from exc
 
 
-async def _serve_worker(config: BridgeConfig, index: int, conn: Connection) -> None:
+async def _serve_worker(
+    config: BridgeConfig, index: int, conn: Connection, writes: Connection | None
+) -> None:
     from session_bridge.server import Bridge  # the supervisor itself never loads the server
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    bridge = Bridge(config, worker=index)
+    writer = None
+    if writes is not None:  # without the writer process nothing can be stored: stop too
+        writer = RemoteWriter(writes, on_lost=lambda: loop.call_soon_threadsafe(stop.set))
+    bridge = Bridge(config, worker=index, writer=writer)
     endpoints = await bridge.start()
     details = bridge.enricher.describe() if bridge.enricher else []
     conn.send(("ready", endpoints, details, bridge.storage_description))
@@ -87,6 +101,9 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._processes: dict[int, Any] = {}
         self._stopping = threading.Event()
+        self._store: SqliteStore | None = None
+        self._writer: GroupCommitWriter | None = None
+        self._endpoints: dict[int, WriterEndpoint] = {}
         otlp = config.receivers.otlp
         grpc_endpoint, self._grpc_sock = _reserve(otlp.protocols.grpc.endpoint)
         http_endpoint, self._http_sock = _reserve(otlp.protocols.http.endpoint)
@@ -102,7 +119,8 @@ class Supervisor:
     def start(self) -> tuple[Endpoints, list[str], str]:
         """Start every worker; returns what worker 0 reported (endpoints, enrich lines, storage).
 
-        Worker 0 starts alone first: it migrates the store before anyone else writes.
+        On SQLite the store is opened (and migrated) here first; on PostgreSQL worker 0
+        starts alone first and migrates it before anyone else writes.
         """
         # fewer malloc arenas: these processes are multi-threaded and would otherwise
         # keep freed memory in one arena per thread
@@ -111,6 +129,10 @@ class Supervisor:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
             os.makedirs(metrics_dir, exist_ok=True)
+        storage = self.config.storage
+        if storage.backend == "sqlite":
+            self._store = SqliteStore(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
+            self._writer = GroupCommitWriter(self._store)
         reports = [self._spawn(index) for index in range(self._count)]
         self._grpc_sock.close()  # the workers hold the ports now
         self._http_sock.close()
@@ -118,11 +140,19 @@ class Supervisor:
 
     def _spawn(self, index: int) -> tuple[Endpoints, list[str], str]:
         parent, child = self._context.Pipe(duplex=False)
+        writes = None
+        if self._writer is not None:
+            ours, writes = self._context.Pipe(duplex=True)
+            self._endpoints[index] = WriterEndpoint(ours, self._writer, f"worker-{index}")
         process = self._context.Process(
-            target=_worker_main, args=(self.config, index, child), name=f"bridge-worker-{index}"
+            target=_worker_main,
+            args=(self.config, index, child, writes),
+            name=f"bridge-worker-{index}",
         )
         process.start()
         child.close()
+        if writes is not None:
+            writes.close()
         self._processes[index] = process
         if not parent.poll(_START_TIMEOUT_S):
             raise OSError(f"worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
@@ -170,6 +200,12 @@ class Supervisor:
             if process.exitcode not in (0, -signal.SIGTERM):
                 status = 1
             self._mark_dead(process.pid)
+        for endpoint in self._endpoints.values():  # each ends when its worker has gone
+            endpoint.join(_STOP_TIMEOUT_S)
+        if self._writer is not None:
+            self._writer.close()
+        if self._store is not None:
+            self._store.close()
         return status
 
     @staticmethod

@@ -8,45 +8,48 @@ attributes; within one level the earlier key wins.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from typing import Final
 
 
-class Field(IntEnum):
-    SESSION_ID = 0
-    USER_ID = 1
-    ENVIRONMENT = 2
-    SERVICE = 3
-    CLIENT_IP = 4
-    USER_AGENT = 5
-    GEO_COUNTRY_CODE = 6
-    GEO_COUNTRY_NAME = 7
-    GEO_REGION = 8
-    GEO_CITY = 9
-    GEO_POSTAL_CODE = 10
-    GEO_TIMEZONE = 11
-    PROVIDER = 12
-    MODEL = 13
-    INPUT_TOKENS = 14
-    OUTPUT_TOKENS = 15
-    CACHE_READ_TOKENS = 16
-    CACHE_CREATION_TOKENS = 17
-    REASONING_TOKENS = 18
-    COST = 19
-    COST_DETAILS = 20  # a JSON object of costs; its "total" is used
-    USAGE_DETAILS = 21  # Langfuse's JSON object of exclusive usage buckets
-    OPERATION = 22  # gen_ai.operation.name and its equivalents
-    OPENINFERENCE_KIND = 23
-    TRACELOOP_KIND = 24
-    LLM_REQUEST_TYPE = 25
-    LANGFUSE_TYPE = 26
-    VERCEL_OPERATION = 27
-    TOOL_NAME = 28
-    HANDOFF_TARGET = 29
-    GUARDRAIL_NAME = 30
-    STATE_KEY = 31
+class Field:
+    """What an attribute can say. Plain int ids, not an Enum: the mapper looks them up
+    in dicts for every span, and an Enum member costs a slow class lookup each time."""
+
+    SESSION_ID: Final = 0
+    USER_ID: Final = 1
+    ENVIRONMENT: Final = 2
+    SERVICE: Final = 3
+    CLIENT_IP: Final = 4
+    USER_AGENT: Final = 5
+    GEO_COUNTRY_CODE: Final = 6
+    GEO_COUNTRY_NAME: Final = 7
+    GEO_REGION: Final = 8
+    GEO_CITY: Final = 9
+    GEO_POSTAL_CODE: Final = 10
+    GEO_TIMEZONE: Final = 11
+    PROVIDER: Final = 12
+    MODEL: Final = 13
+    INPUT_TOKENS: Final = 14
+    OUTPUT_TOKENS: Final = 15
+    CACHE_READ_TOKENS: Final = 16
+    CACHE_CREATION_TOKENS: Final = 17
+    REASONING_TOKENS: Final = 18
+    COST: Final = 19
+    COST_DETAILS: Final = 20  # a JSON object of costs; its "total" is used
+    USAGE_DETAILS: Final = 21  # Langfuse's JSON object of exclusive usage buckets
+    OPERATION: Final = 22  # gen_ai.operation.name and its equivalents
+    OPENINFERENCE_KIND: Final = 23
+    TRACELOOP_KIND: Final = 24
+    LLM_REQUEST_TYPE: Final = 25
+    LANGFUSE_TYPE: Final = 26
+    VERCEL_OPERATION: Final = 27
+    TOOL_NAME: Final = 28
+    HANDOFF_TARGET: Final = 29
+    GUARDRAIL_NAME: Final = 30
+    STATE_KEY: Final = 31
 
 
-ALIASES: dict[Field, tuple[str, ...]] = {
+ALIASES: dict[int, tuple[str, ...]] = {
     Field.SESSION_ID: (
         "langfuse.session.id",
         "session.id",
@@ -149,12 +152,9 @@ ALIASES: dict[Field, tuple[str, ...]] = {
     Field.STATE_KEY: ("state.key", "state.path"),
 }
 
-# Resource attributes rank below every span attribute.
-RESOURCE_RANK_OFFSET = 1000
 
-
-def _build_lookup() -> dict[str, tuple[Field, int]]:
-    lookup: dict[str, tuple[Field, int]] = {}
+def _build_lookup() -> dict[str, tuple[int, int]]:
+    lookup: dict[str, tuple[int, int]] = {}
     for fld, keys in ALIASES.items():
         for rank, key in enumerate(keys):
             if key in lookup:
@@ -164,4 +164,4 @@ def _build_lookup() -> dict[str, tuple[Field, int]]:
 
 
 # key -> (field, rank): the mapper's only way to find out what an attribute means.
-KEY_LOOKUP: dict[str, tuple[Field, int]] = _build_lookup()
+KEY_LOOKUP: dict[str, tuple[int, int]] = _build_lookup()

@@ -51,9 +51,7 @@ _LANGFUSE_TYPES = {
 _AGENT_KINDS = frozenset({"agent", "workflow", "chain"})
 
 
-def classify(
-    found: Mapping[Field, object], *, name: str, is_root: bool, is_error: bool
-) -> EventType:
+def classify(found: Mapping[int, object], *, name: str, is_root: bool, is_error: bool) -> EventType:
     """The event type of one span, from the attributes the mapper found."""
     op = _lower(found.get(Field.OPERATION))
     oi_kind = _upper(found.get(Field.OPENINFERENCE_KIND))
@@ -95,7 +93,7 @@ def classify(
     return _plain(is_error)
 
 
-def is_agent_span(found: Mapping[Field, object]) -> bool:
+def is_agent_span(found: Mapping[int, object]) -> bool:
     """An agent, workflow or chain span (it runs LLM calls and tools as its children)."""
     return _is_agent(
         _lower(found.get(Field.OPERATION)),

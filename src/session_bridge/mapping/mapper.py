@@ -17,11 +17,13 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from session_bridge.mapping.aliases import KEY_LOOKUP, RESOURCE_RANK_OFFSET, Field
+from session_bridge.mapping.aliases import KEY_LOOKUP, Field
 from session_bridge.mapping.events import classify
 from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanRecord
 
 _STATUS_ERROR = 2
+_NO_TRACE = bytes(16)
+_NO_SPAN = bytes(8)
 _MAX_ERRORS_REPORTED = 5
 _GEO_FIELDS = frozenset(
     (
@@ -86,18 +88,17 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
-def _collect(
-    attributes: Iterable[KeyValue], values: dict[Field, Any], ranks: dict[Field, int], offset: int
-) -> None:
-    """Keep, per field, the value of its best-ranked key among `attributes`."""
+def _collect(attributes: Iterable[KeyValue], offset: int = 0) -> dict[int, Any]:
+    """Per field, the value of its best-ranked key among `attributes`."""
     lookup = KEY_LOOKUP
     scalars = _SCALARS
+    values: dict[int, Any] = {}
+    ranks: dict[int, int] = {}
     for kv in attributes:
         hit = lookup.get(kv.key)
         if hit is None:
             continue
         fld, rank = hit
-        rank += offset
         if fld in ranks and ranks[fld] <= rank:
             continue
         any_val = kv.value
@@ -107,17 +108,17 @@ def _collect(
             continue
         values[fld] = value
         ranks[fld] = rank
+    return values
 
 
 def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -> MappedRequest:
     """Map every span of an export request; invalid spans are rejected one by one."""
     out = MappedRequest()
+    records = out.records
     now = now_ns if now_ns is not None else time.time_ns()
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
-        resource_values: dict[Field, Any] = {}
-        resource_ranks: dict[Field, int] = {}
-        _collect(resource.attributes, resource_values, resource_ranks, RESOURCE_RANK_OFFSET)
+        resource_values = _collect(resource.attributes)
         resource_bytes = resource.SerializeToString(deterministic=True)
         resource_key = hashlib.blake2b(resource_bytes, digest_size=16).digest()
         out.resources[resource_key] = resource_bytes
@@ -127,57 +128,69 @@ def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -
                 trace_id = span.trace_id
                 span_id = span.span_id
                 parent = span.parent_span_id
-                if len(trace_id) != 16 or trace_id == b"\0" * 16:
+                if len(trace_id) != 16 or trace_id == _NO_TRACE:
                     out.reject(f"span {span.name!r}: invalid trace_id ({len(trace_id)} bytes)")
                     continue
-                if len(span_id) != 8 or span_id == b"\0" * 8:
+                if len(span_id) != 8 or span_id == _NO_SPAN:
                     out.reject(f"span {span.name!r}: invalid span_id ({len(span_id)} bytes)")
                     continue
                 if parent and len(parent) != 8:
                     out.reject(f"span {span.name!r}: invalid parent_span_id ({len(parent)} bytes)")
                     continue
-                values = dict(resource_values)
-                _collect(span.attributes, values, dict(resource_ranks), 0)
-                out.records.append(_record(span, values, scope_name, resource_key, now))
+                # every span attribute outranks every resource attribute: a plain dict merge
+                values = _collect(span.attributes)
+                if resource_values:
+                    values = {**resource_values, **values}
+                records.append(
+                    _record(span, trace_id, span_id, parent or None, values, scope_name, now)
+                )
+                records[-1].resource_key = resource_key
     return out
 
 
 def _record(
-    span: Any, values: dict[Field, Any], scope_name: str, resource_key: bytes, now: int
+    span: Any,
+    trace_id: bytes,
+    span_id: bytes,
+    parent: bytes | None,
+    values: dict[int, Any],
+    scope_name: str,
+    now: int,
 ) -> SpanRecord:
-    parent = span.parent_span_id or None
-    status_code = span.status.code
+    status = span.status
+    status_code = status.code
     events = span.events
     is_error = status_code == _STATUS_ERROR or (
         len(events) > 0 and any(e.name == "exception" for e in events)
     )
-    event_type = classify(values, name=span.name, is_root=parent is None, is_error=is_error)
+    name = span.name
+    event_type = classify(values, name=name, is_root=parent is None, is_error=is_error)
     start = span.start_time_unix_nano or span.end_time_unix_nano or now
     end = span.end_time_unix_nano or start
     llm = _llm_usage(values, scope_name) if event_type is EventType.LLM_CALL else None
+    get = values.get
     return SpanRecord(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
+        trace_id=trace_id,
+        span_id=span_id,
         parent_span_id=parent,
-        name=span.name,
+        name=name,
         kind=span.kind,
         start_ns=start,
         end_ns=end,
         status_code=status_code,
-        status_message=span.status.message,
+        status_message=status.message,
         event_type=event_type,
         is_error=is_error,
-        service=_text(values.get(Field.SERVICE)),
-        environment=_text(values.get(Field.ENVIRONMENT)),
-        session_id=_text(values.get(Field.SESSION_ID)),
-        user_id=_text(values.get(Field.USER_ID)),
+        service=_text(get(Field.SERVICE)),
+        environment=_text(get(Field.ENVIRONMENT)),
+        session_id=_text(get(Field.SESSION_ID)),
+        user_id=_text(get(Field.USER_ID)),
         client=_client(values),
         geo=_geo(values),
         llm=llm,
         cost_usd=llm.reported_cost_usd if llm is not None else None,
         scope_name=scope_name,
         otlp_span=span.SerializeToString(),
-        resource_key=resource_key,
     )
 
 
@@ -230,7 +243,7 @@ def _provider(value: Any, scope_name: str) -> str | None:
     return provider
 
 
-def _llm_usage(values: dict[Field, Any], scope_name: str) -> LlmUsage:
+def _llm_usage(values: dict[int, Any], scope_name: str) -> LlmUsage:
     usage = LlmUsage(
         provider=_provider(values.get(Field.PROVIDER), scope_name),
         model=_text(values.get(Field.MODEL)),
@@ -287,7 +300,7 @@ def _apply_langfuse_usage(usage: LlmUsage, details: dict[str, Any]) -> None:
             usage.output_tokens += count
 
 
-def _client(values: dict[Field, Any]) -> ClientInfo | None:
+def _client(values: dict[int, Any]) -> ClientInfo | None:
     ip = _text(values.get(Field.CLIENT_IP))
     user_agent = _text(values.get(Field.USER_AGENT))
     if ip is None and user_agent is None:
@@ -295,7 +308,7 @@ def _client(values: dict[Field, Any]) -> ClientInfo | None:
     return ClientInfo(ip=ip, user_agent=user_agent)
 
 
-def _geo(values: dict[Field, Any]) -> GeoInfo | None:
+def _geo(values: dict[int, Any]) -> GeoInfo | None:
     if _GEO_FIELDS.isdisjoint(values):
         return None
     return GeoInfo(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from session_bridge.mapping.aliases import KEY_LOOKUP, Field
+from session_bridge.mapping.aliases import KEY_LOOKUP
 from session_bridge.mapping.events import is_agent_span
 from session_bridge.mapping.mapper import any_value
 from session_bridge.timefmt import ns_from_datetime
@@ -66,9 +66,9 @@ class RawSpan:
         except (TypeError, ValueError):
             return None
 
-    def fields(self) -> dict[Field, Any]:
+    def fields(self) -> dict[int, Any]:
         """The span's own values of the ingest alias table (best-ranked key per field)."""
-        best: dict[Field, tuple[int, Any]] = {}
+        best: dict[int, tuple[int, Any]] = {}
         for key, value in self.attributes.items():
             hit = KEY_LOOKUP.get(key)
             if hit is None or value is None or value == "":

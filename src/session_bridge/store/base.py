@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from session_bridge.model import SpanRecord
 from session_bridge.rollup.binding import TraceDelta
@@ -17,11 +18,19 @@ class WriteBatch:
     """The spans of one export request, written in one transaction."""
 
     project_id: str
-    records: list[SpanRecord]
+    # None when the batch crossed to a writer process without them (see `span_rows`)
+    records: list[SpanRecord] | None
     resources: dict[bytes, bytes] = field(default_factory=dict)
     # per-trace deltas of all `records`, folded before the write (outside any lock);
     # a store may use them when every record turns out to be new
     trace_deltas: dict[bytes, TraceDelta] | None = None
+    # the records as `columns.span_row` tuples, when built before the write
+    span_rows: list[tuple[Any, ...]] | None = None
+
+
+class NeedsRecords(Exception):
+    """Some spans of a batch sent without its records were already stored: the store
+    needs the records to fold only the new ones (rare: client retries)."""
 
 
 @dataclass(slots=True)

@@ -104,11 +104,18 @@ SPAN_COLUMNS: tuple[str, ...] = (
 
 # -- spans as the stores write them ---------------------------------------------------------
 
-SPAN_WRITE_COLUMNS: tuple[str, ...] = (*SPAN_COLUMNS[:3], "project_id", *SPAN_COLUMNS[3:])
+# `session_id` is last: it is the trace's, known only to the store at write time
+SPAN_WRITE_COLUMNS: tuple[str, ...] = (
+    *SPAN_COLUMNS[:3],
+    "project_id",
+    *(name for name in SPAN_COLUMNS[3:] if name != "session_id"),
+    "session_id",
+)
 
 
-def span_values(r: SpanRecord, project_id: str, session_id: str | None) -> tuple[Any, ...]:
-    """A span as stored, in the order of `SPAN_WRITE_COLUMNS` (`session_id`: its trace's)."""
+def span_row(r: SpanRecord, project_id: str) -> tuple[Any, ...]:
+    """A span as stored, in the order of `SPAN_WRITE_COLUMNS` but for the last one
+    (`session_id`, its trace's, which the store appends)."""
     llm = r.llm
     return (
         r.trace_id,
@@ -125,7 +132,6 @@ def span_values(r: SpanRecord, project_id: str, session_id: str | None) -> tuple
         r.is_error,
         r.service,
         r.environment,
-        session_id,
         r.user_id,
         llm.provider if llm else None,
         llm.model if llm else None,
@@ -139,6 +145,11 @@ def span_values(r: SpanRecord, project_id: str, session_id: str | None) -> tuple
         r.resource_key,
         r.otlp_span,
     )
+
+
+def span_values(r: SpanRecord, project_id: str, session_id: str | None) -> tuple[Any, ...]:
+    """A span as stored, in the order of `SPAN_WRITE_COLUMNS` (`session_id`: its trace's)."""
+    return (*span_row(r, project_id), session_id)
 
 
 def span_select(alias: str) -> str:

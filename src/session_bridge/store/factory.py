@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from session_bridge.config import StorageConfig
-from session_bridge.store import pg_schema
 from session_bridge.store.base import Store
-from session_bridge.store.postgres import (
-    PostgresSettings,
-    PostgresStore,
-    describe_dsn,
-    migrate_schema,
-)
 from session_bridge.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+if TYPE_CHECKING:
+    from session_bridge.store.postgres import PostgresSettings
+
+# The PostgreSQL modules are imported where they are used: a SQLite bridge never loads
+# the driver (tens of MB in every process).
 
 
 def sqlite_path(storage: StorageConfig) -> Path:
@@ -21,25 +21,32 @@ def sqlite_path(storage: StorageConfig) -> Path:
 
 
 def postgres_settings(storage: StorageConfig) -> PostgresSettings:
+    from session_bridge.store.postgres import PostgresSettings
+
     pg = storage.postgres
     return PostgresSettings(pg.dsn, pg.schema, pg.pool_size, float(pg.connect_timeout))
 
 
-def open_store(storage: StorageConfig, *, shared_writers: bool = False) -> Store:
+def open_store(storage: StorageConfig, *, sqlite_writer: bool = True) -> Store:
     """Open (and migrate) the configured store; `ConnectionError` if PostgreSQL is
-    unreachable. `shared_writers`: several bridge processes write to it at once."""
+    unreachable. `sqlite_writer=False`: a SQLite store that only reads, in a receiver
+    process whose writes go to the writer process (PostgreSQL takes writers anywhere)."""
     if storage.backend == "postgres":
+        from session_bridge.store.postgres import PostgresStore
+
         return PostgresStore(postgres_settings(storage))
     return SqliteStore(
         sqlite_path(storage),
         synchronous=storage.sqlite.synchronous,
-        shared_writers=shared_writers,
+        writer=sqlite_writer,
     )
 
 
 def describe_storage(storage: StorageConfig) -> str:
     """Where the data lives, for the banner and the logs (never a password)."""
     if storage.backend == "postgres":
+        from session_bridge.store.postgres import describe_dsn
+
         return f"{describe_dsn(storage.postgres.dsn)} schema {storage.postgres.schema} (PostgreSQL)"
     return f"{sqlite_path(storage).parent} (SQLite)"
 
@@ -48,6 +55,9 @@ def migrate(storage: StorageConfig) -> str:
     """Bring the configured store's schema up to date; say what was done."""
     where = describe_storage(storage)
     if storage.backend == "postgres":
+        from session_bridge.store import pg_schema
+        from session_bridge.store.postgres import migrate_schema
+
         applied = migrate_schema(postgres_settings(storage))
         if not applied:
             return f"{where}: already at schema version {pg_schema.LATEST}, nothing to do"

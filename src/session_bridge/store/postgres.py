@@ -53,7 +53,7 @@ from session_bridge.model import SpanRecord
 from session_bridge.rollup.binding import fold_by_trace, session_contribution
 from session_bridge.rollup.rollup import Rollup, merge
 from session_bridge.store import columns, pg_schema
-from session_bridge.store.base import Expired, WriteBatch, WriteResult
+from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
 from session_bridge.store.merge_sql import merge_assignments
 from session_bridge.store.search import SqlDialect
 from session_bridge.store.sql_reads import SqlReads
@@ -329,8 +329,12 @@ class PostgresStore(SqlReads):
 def _write_group(conn: Connection, batches: Sequence[WriteBatch]) -> list[WriteResult]:
     owner: dict[tuple[bytes, bytes], tuple[int, str, SpanRecord]] = {}
     resources: dict[bytes, bytes] = {}
+    counts: list[int] = []
     for index, batch in enumerate(batches):
+        if batch.records is None:  # only a SQLite writer process receives such batches
+            raise NeedsRecords("PostgreSQL writes need the records")
         resources.update(batch.resources)
+        counts.append(len(batch.records))
         for record in batch.records:
             owner.setdefault((record.trace_id, record.span_id), (index, batch.project_id, record))
     guesses: dict[bytes, str | None] = {}  # the session a trace is named in this group
@@ -350,8 +354,7 @@ def _write_group(conn: Connection, batches: Sequence[WriteBatch]) -> list[WriteR
     for key in new_keys:
         stored[owner[key][0]] += 1
     return [
-        WriteResult(stored=n, duplicates=len(batch.records) - n)
-        for n, batch in zip(stored, batches, strict=True)
+        WriteResult(stored=n, duplicates=count - n) for n, count in zip(stored, counts, strict=True)
     ]
 
 

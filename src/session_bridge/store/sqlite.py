@@ -9,19 +9,16 @@ request is acknowledged.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from session_bridge.model import SpanRecord
 from session_bridge.rollup.binding import TraceState, plan_from_deltas, plan_rollups
 from session_bridge.rollup.rollup import merge
 from session_bridge.store import columns
-from session_bridge.store.base import Expired, WriteBatch, WriteResult
+from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
 from session_bridge.store.search import SQLITE
 from session_bridge.store.sql_reads import SqlReads
 
@@ -100,24 +97,20 @@ CREATE INDEX IF NOT EXISTS traces_by_end ON traces (end_ns);
 CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (end_ns);
 """
 
-_INSERT_SPAN = """
-INSERT INTO spans (trace_no, trace_id, span_id, parent_span_id, project_id, name, kind,
-  start_ns, end_ns, status_code, status_message, event_type, is_error, service, environment,
-  session_id, user_id,
-  provider, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-  reasoning_tokens, cost_usd, scope_name, resource_key, otlp_span)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+_SPAN_INSERT_COLUMNS = (*columns.SPAN_WRITE_COLUMNS, "trace_no")
+_INSERT_SPAN = (
+    f"INSERT INTO spans ({', '.join(_SPAN_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in _SPAN_INSERT_COLUMNS)})"
+)
 
 
 class SqliteStore(SqlReads):
     dialect = SQLITE
     span_join = "s.trace_no = t.trace_no"
 
-    def __init__(
-        self, path: Path, *, synchronous: str = "full", shared_writers: bool = False
-    ) -> None:
-        """`shared_writers`: other processes write to the same file (receiver workers)."""
+    def __init__(self, path: Path, *, synchronous: str = "full", writer: bool = True) -> None:
+        """`writer`: this process writes (and migrates). False in receiver processes that
+        hand their writes to a writer process (`store/writer_process.py`) and only read."""
         if synchronous.lower() not in {"full", "normal", "extra"}:
             raise ValueError(f"synchronous must be full, normal or extra, not {synchronous!r}")
         self._path = path
@@ -126,15 +119,16 @@ class SqliteStore(SqlReads):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer = self._connect(cache_kib=32_000)  # indexes being updated stay hot
-        self._migrate(self._writer)
-        # Checkpoints copy the WAL back into the database; done by the checkpointer thread
-        # (in parallel with the writer) instead of inside the commit that fills the WAL.
-        self._writer.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
-        self._write_lock = (
-            _FileLock(path.with_name(path.name + ".lock")) if shared_writers else None
-        )
+        self._writer: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
+        if writer:
+            self._writer = self._connect(cache_kib=32_000)  # indexes being updated stay hot
+            self._migrate(self._writer)
+            # Checkpoints copy the WAL back into the database; done by the checkpointer
+            # thread (in parallel with the writer) instead of inside the commit that fills
+            # the WAL.
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
 
     # -- connections ---------------------------------------------------------------------
 
@@ -175,11 +169,9 @@ class SqliteStore(SqlReads):
 
     def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
         """Group commit: one transaction (one fsync) for all batches, a savepoint each."""
-        with self._write_lock or contextlib.nullcontext():
-            return self._write_group(batches)
-
-    def _write_group(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
         conn = self._writer
+        if conn is None:
+            raise RuntimeError("this process hands its writes to the writer process")
         results: list[WriteResult | Exception] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -201,17 +193,24 @@ class SqliteStore(SqlReads):
         return results
 
     def _apply(self, conn: sqlite3.Connection, batch: WriteBatch) -> WriteResult:
-        unique: dict[tuple[bytes, bytes], SpanRecord] = {}
-        for record in batch.records:
-            unique.setdefault((record.trace_id, record.span_id), record)
+        rows = batch.span_rows
+        if rows is None:
+            rows = [columns.span_row(r, batch.project_id) for r in batch.records or ()]
+        unique: dict[tuple[bytes, bytes], tuple[Any, ...]] = {}
+        for row in rows:
+            unique.setdefault((row[0], row[1]), row)  # (trace_id, span_id)
         trace_ids = list({key[0] for key in unique})
         numbers, existing = self._trace_states(conn, trace_ids)
         seen = self._existing_spans(conn, numbers)
-        new = [r for key, r in unique.items() if key not in seen]
-        if batch.trace_deltas is not None and len(new) == len(batch.records):
+        new = [row for key, row in unique.items() if key not in seen]
+        if batch.trace_deltas is not None and len(new) == len(rows):
             plan = plan_from_deltas(batch.trace_deltas, existing)  # the common case: no retries
+        elif batch.records is not None:
+            plan = plan_rollups(
+                (r for r in batch.records if (r.trace_id, r.span_id) not in seen), existing
+            )
         else:
-            plan = plan_rollups(new, existing)
+            raise NeedsRecords(f"{len(rows) - len(new)} of {len(rows)} spans were stored before")
         if batch.resources:
             conn.executemany(
                 "INSERT OR IGNORE INTO resources VALUES (?, ?)", batch.resources.items()
@@ -228,7 +227,10 @@ class SqliteStore(SqlReads):
         fresh = [tid for tid in plan.traces if tid not in numbers]
         if fresh:
             numbers.update(self._trace_numbers(conn, fresh))
-        conn.executemany(_INSERT_SPAN, _span_rows(batch.project_id, new, plan.traces, numbers))
+        traces = plan.traces
+        conn.executemany(
+            _INSERT_SPAN, [(*row, traces[row[0]].session_id, numbers[row[0]]) for row in new]
+        )
         # spans stored before their trace was named now name its session too (a trace
         # first seen in this batch has no such spans: it was inserted named)
         orphans = [(sid, numbers[tid]) for tid, sid in plan.newly_bound.items() if tid in existing]
@@ -238,7 +240,7 @@ class SqliteStore(SqlReads):
                 orphans,
             )
         self._merge_sessions(conn, batch.project_id, plan.sessions)
-        return WriteResult(stored=len(new), duplicates=len(batch.records) - len(new))
+        return WriteResult(stored=len(new), duplicates=len(rows) - len(new))
 
     @staticmethod
     def _existing_spans(
@@ -352,14 +354,14 @@ class SqliteStore(SqlReads):
         self._reader().execute("SELECT 1").fetchone()
 
     def close(self) -> None:
-        self._checkpointer.stop()
-        if self._write_lock is not None:
-            self._write_lock.close()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 def _export_hold(conn: sqlite3.Connection) -> int:
@@ -401,37 +403,6 @@ class _Checkpointer:
         self._conn.close()
 
 
-class _FileLock:
-    """A lock between processes (flock): waiters wake as soon as it is released, where
-    SQLite's own busy handler would sleep and poll."""
-
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._threads = threading.Lock()
-
-    def __enter__(self) -> None:
-        self._threads.acquire()
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._threads.release()
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), _MAX_VARS):
         yield items[i : i + _MAX_VARS]
-
-
-def _span_rows(
-    project_id: str,
-    records: list[SpanRecord],
-    traces: dict[bytes, TraceState],
-    numbers: dict[bytes, int],
-) -> Iterable[tuple[Any, ...]]:
-    for r in records:
-        session_id = traces[r.trace_id].session_id
-        yield (numbers[r.trace_id], *columns.span_values(r, project_id, session_id))
