@@ -58,3 +58,25 @@ def test_waiting_batches_share_a_commit(store_factory: Callable[[], Store]) -> N
     assert sum(groups) == 10
     assert len(groups) <= 2  # the first alone (taken before the rest queued), then the rest
     assert len(_sessions(store)) == 10
+
+
+def test_span_rows_bind_as_sql_types(tmp_path) -> None:
+    """The store's sqlite3 adapters (a speed-up) leave None, bool and bytes as NULL, 0/1
+    and BLOB."""
+    import sqlite3
+
+    from session_bridge.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "s.db")
+    request = proto_request(
+        [proto_span(os.urandom(16), os.urandom(8), "root", {"session.id": "types"}, status_code=2)]
+    )
+    mapped = map_request(request)
+    store.write_many([WriteBatch("default", mapped.records, mapped.resources)])
+    store.close()
+    conn = sqlite3.connect(tmp_path / "s.db")
+    row = conn.execute(
+        "SELECT typeof(parent_span_id), is_error, typeof(is_error), typeof(otlp_span),"
+        " typeof(model) FROM spans"
+    ).fetchone()
+    assert row == ("null", 1, "integer", "blob", "null")

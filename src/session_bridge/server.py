@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,7 +145,10 @@ class Bridge:
         self._http_task: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
 
-    async def start(self) -> Endpoints:
+    async def start(self, gate: Callable[[], Awaitable[None]] | None = None) -> Endpoints:
+        """Build everything, await `gate` (if any), then listen and serve. Receiver workers
+        pass a gate so that they all listen at once: a client that connects while only
+        some are listening would have all its connections on those."""
         cfg = self.config
         otlp = cfg.receivers.otlp
         store = open_store(cfg.storage, sqlite_writer=self._writer is None)
@@ -176,6 +179,8 @@ class Bridge:
         self._pipeline = pipeline
         passthrough = Passthrough(upstream_settings(cfg.exporters), int(otlp.max_request_body_size))
         self._passthrough = passthrough
+        if gate is not None:
+            await gate()
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
             server, port = create_server(

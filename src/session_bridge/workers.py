@@ -88,7 +88,12 @@ async def _serve_worker(
     if writes is not None:  # without the writer process nothing can be stored: stop too
         writer = RemoteWriter(writes, on_lost=lambda: loop.call_soon_threadsafe(stop.set))
     bridge = Bridge(config, worker=index, writer=writer)
-    endpoints = await bridge.start()
+
+    async def listen_when_told() -> None:
+        conn.send(("prepared",))
+        await asyncio.to_thread(conn.recv)  # "listen": every worker is prepared
+
+    endpoints = await bridge.start(gate=listen_when_told)
     details = bridge.enricher.describe() if bridge.enricher else []
     conn.send(("ready", endpoints, details, bridge.storage_description))
     await stop.wait()
@@ -120,7 +125,8 @@ class Supervisor:
         """Start every worker; returns what worker 0 reported (endpoints, enrich lines, storage).
 
         On SQLite the store is opened (and migrated) here first; on PostgreSQL worker 0
-        starts alone first and migrates it before anyone else writes.
+        prepares alone first and migrates it before anyone else writes. The workers start
+        listening together, once all are prepared.
         """
         # fewer malloc arenas: these processes are multi-threaded and would otherwise
         # keep freed memory in one arena per thread
@@ -133,13 +139,19 @@ class Supervisor:
         if storage.backend == "sqlite":
             self._store = SqliteStore(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
             self._writer = GroupCommitWriter(self._store)
-        reports = [self._spawn(index) for index in range(self._count)]
+        controls = [self._prepare(0)]  # alone first: on PostgreSQL it migrates the store
+        self._expect(0, controls[0], "prepared")
+        controls += [self._prepare(index) for index in range(1, self._count)]
+        for index, control in enumerate(controls[1:], start=1):
+            self._expect(index, control, "prepared")
+        reports = [self._listen(index, control) for index, control in enumerate(controls)]
         self._grpc_sock.close()  # the workers hold the ports now
         self._http_sock.close()
         return reports[0]
 
-    def _spawn(self, index: int) -> tuple[Endpoints, list[str], str]:
-        parent, child = self._context.Pipe(duplex=False)
+    def _prepare(self, index: int) -> Connection:
+        """Start worker `index`; it says "prepared" when it is ready to listen."""
+        control, child = self._context.Pipe(duplex=True)
         writes = None
         if self._writer is not None:
             ours, writes = self._context.Pipe(duplex=True)
@@ -154,16 +166,27 @@ class Supervisor:
         if writes is not None:
             writes.close()
         self._processes[index] = process
-        if not parent.poll(_START_TIMEOUT_S):
+        return control
+
+    def _listen(self, index: int, control: Connection) -> tuple[Endpoints, list[str], str]:
+        """Let a prepared worker listen; what it reports once it serves."""
+        control.send(("listen",))
+        _, endpoints, details, storage = self._expect(index, control, "ready")
+        return endpoints, details, storage
+
+    @staticmethod
+    def _expect(index: int, control: Connection, what: str) -> tuple[Any, ...]:
+        if not control.poll(_START_TIMEOUT_S):
             raise OSError(f"worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
         try:
-            message = parent.recv()
+            message: tuple[Any, ...] = control.recv()
         except EOFError as exc:
             raise OSError(f"worker {index} exited while starting") from exc
-        if message[0] != "ready":
+        if message[0] == "error":
             raise OSError(message[1])
-        _, endpoints, details, storage = message
-        return endpoints, details, storage
+        if message[0] != what:
+            raise OSError(f"worker {index} said {message[0]!r}, expected {what!r}")
+        return message
 
     def request_stop(self, *_: object) -> None:
         self._stopping.set()
@@ -182,7 +205,9 @@ class Supervisor:
                 log.error("worker %d exited with code %s; restarting it", index, process.exitcode)
                 time.sleep(1)  # do not spin if it dies again at once
                 with contextlib.suppress(OSError):
-                    self._spawn(index)
+                    control = self._prepare(index)
+                    self._expect(index, control, "prepared")
+                    self._listen(index, control)
 
     def stop(self) -> int:
         """SIGTERM every worker and wait; 0 when all stopped cleanly."""
