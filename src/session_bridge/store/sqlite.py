@@ -1,7 +1,8 @@
 """SQLite store (WAL): the embedded default.
 
-One writer (the pipeline's writer thread) and any number of readers, each on
-its own connection. A write is one `BEGIN IMMEDIATE … COMMIT` per export
+One writer (the pipeline's writer thread, or with several receiver processes the
+writer process, `writer_process.py`) and any number of readers, each on its own
+connection. A write is one `BEGIN IMMEDIATE … COMMIT` per export
 request; with `synchronous=FULL` (the default) the commit is on disk before the
 request is acknowledged.
 """
