@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from dataclasses import replace
@@ -137,7 +138,12 @@ class Supervisor:
             os.makedirs(metrics_dir, exist_ok=True)
         storage = self.config.storage
         if storage.backend == "sqlite":
-            self._store = SqliteStore(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
+            try:
+                self._store = SqliteStore(
+                    sqlite_path(storage), synchronous=storage.sqlite.synchronous
+                )
+            except (RuntimeError, sqlite3.Error) as exc:  # e.g. written by a newer bridge
+                raise OSError(f"cannot open the store: {exc}") from exc
             self._writer = GroupCommitWriter(self._store)
         controls = [self._prepare(0)]  # alone first: on PostgreSQL it migrates the store
         self._expect(0, controls[0], "prepared")
