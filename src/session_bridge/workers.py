@@ -145,8 +145,7 @@ class Supervisor:
             except (RuntimeError, sqlite3.Error) as exc:  # e.g. written by a newer bridge
                 raise OSError(f"cannot open the store: {exc}") from exc
             self._writer = GroupCommitWriter(self._store)
-        controls = [self._prepare(0)]  # alone first: on PostgreSQL it migrates the store
-        self._expect(0, controls[0], "prepared")
+        controls = [self._prepared(0)]  # alone first: on PostgreSQL it migrates the store
         controls += [self._prepare(index) for index in range(1, self._count)]
         for index, control in enumerate(controls[1:], start=1):
             self._expect(index, control, "prepared")
@@ -172,6 +171,12 @@ class Supervisor:
         if writes is not None:
             writes.close()
         self._processes[index] = process
+        return control
+
+    def _prepared(self, index: int) -> Connection:
+        """Start worker `index` and wait until it is ready to listen."""
+        control = self._prepare(index)
+        self._expect(index, control, "prepared")
         return control
 
     def _listen(self, index: int, control: Connection) -> tuple[Endpoints, list[str], str]:
@@ -211,9 +216,7 @@ class Supervisor:
                 log.error("worker %d exited with code %s; restarting it", index, process.exitcode)
                 time.sleep(1)  # do not spin if it dies again at once
                 with contextlib.suppress(OSError):
-                    control = self._prepare(index)
-                    self._expect(index, control, "prepared")
-                    self._listen(index, control)
+                    self._listen(index, self._prepared(index))
 
     def stop(self) -> int:
         """SIGTERM every worker and wait; 0 when all stopped cleanly."""

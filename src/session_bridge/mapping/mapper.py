@@ -88,7 +88,7 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
-def _collect(attributes: Iterable[KeyValue], offset: int = 0) -> dict[int, Any]:
+def _collect(attributes: Iterable[KeyValue]) -> dict[int, Any]:
     """Per field, the value of its best-ranked key among `attributes`."""
     lookup = KEY_LOOKUP
     scalars = _SCALARS

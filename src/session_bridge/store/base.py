@@ -10,6 +10,7 @@ from typing import Any
 from session_bridge.model import SpanRecord
 from session_bridge.rollup.binding import TraceDelta
 from session_bridge.rollup.rollup import Rollup
+from session_bridge.store import columns
 from session_bridge.store.search import SessionSearch
 
 
@@ -26,6 +27,12 @@ class WriteBatch:
     trace_deltas: dict[bytes, TraceDelta] | None = None
     # the records as `columns.span_row` tuples, when built before the write
     span_rows: list[tuple[Any, ...]] | None = None
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The span rows, built from the records the first time they are asked for."""
+        if self.span_rows is None:
+            self.span_rows = [columns.span_row(r, self.project_id) for r in self.records or ()]
+        return self.span_rows
 
 
 class NeedsRecords(Exception):

@@ -203,9 +203,7 @@ class SqliteStore(SqlReads):
         return results
 
     def _apply(self, conn: sqlite3.Connection, batch: WriteBatch) -> WriteResult:
-        rows = batch.span_rows
-        if rows is None:
-            rows = [columns.span_row(r, batch.project_id) for r in batch.records or ()]
+        rows = batch.rows()
         unique: dict[tuple[bytes, bytes], tuple[Any, ...]] = {}
         for row in rows:
             unique.setdefault((row[0], row[1]), row)  # (trace_id, span_id)

@@ -28,7 +28,6 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
-from session_bridge.store import columns
 from session_bridge.store.base import NeedsRecords, WriteBatch, WriteResult
 from session_bridge.store.writer import BatchWriter
 
@@ -67,11 +66,8 @@ class RemoteWriter:
 
     def submit(self, batch: WriteBatch) -> Future[WriteResult]:
         future: Future[WriteResult] = Future()
-        rows = batch.span_rows
-        if rows is None:
-            rows = [columns.span_row(r, batch.project_id) for r in batch.records or ()]
-        message = (seq := next(self._seq), batch.project_id, rows, batch.resources)
-        payload = pickle.dumps((*message, batch.trace_deltas, None), _PICKLE)
+        seq = next(self._seq)
+        payload = _payload(seq, batch, with_records=False)
         with self._lock:
             if self._gone is not None:
                 future.set_exception(WriterGone(self._gone))
@@ -108,13 +104,11 @@ class RemoteWriter:
                 self._lost("the writer process is gone")
                 return
             with self._lock:
-                batch, future = self._pending.pop(seq)
-                if needs_records:  # sent again, with what it takes to fold only new spans
-                    self._pending[seq] = (batch, future)
+                # needs_records: it stays pending, sent again with what it takes to fold
+                # only the new spans
+                batch, future = self._pending[seq] if needs_records else self._pending.pop(seq)
             if needs_records:
-                rows = [columns.span_row(r, batch.project_id) for r in batch.records or ()]
-                message = (seq, batch.project_id, rows, batch.resources, None, batch.records)
-                self._outbox.put(pickle.dumps(message, _PICKLE))
+                self._outbox.put(_payload(seq, batch, with_records=True))
             elif error is not None:
                 future.set_exception(RuntimeError(error))
             else:
@@ -133,6 +127,14 @@ class RemoteWriter:
         if not orderly:
             log.error("%s: no request can be stored any more", reason)
             self._on_lost()
+
+
+def _payload(seq: int, batch: WriteBatch, *, with_records: bool) -> bytes:
+    """A batch as the writer process receives it: the rows and the per-trace deltas, or
+    (`with_records`) the rows and the records."""
+    deltas, records = (None, batch.records) if with_records else (batch.trace_deltas, None)
+    message = (seq, batch.project_id, batch.rows(), batch.resources, deltas, records)
+    return pickle.dumps(message, _PICKLE)
 
 
 class WriterEndpoint:
