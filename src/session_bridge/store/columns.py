@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from session_bridge.model import EventType, LlmUsage, SpanRecord
@@ -34,17 +34,40 @@ def sql_columns() -> list[tuple[str, str]]:
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in sql_columns())
 
 
-def to_row(rollup: Rollup) -> tuple[Any, ...]:
-    row: list[Any] = []
+def _compile_row_codecs() -> tuple[
+    Callable[[Rollup], tuple[Any, ...]], Callable[[Sequence[Any]], Rollup]
+]:
+    # Generated from ROLLUP_COLUMNS, as `rollup.merge` is: the writer converts a rollup
+    # for every trace and session it touches, and a loop over the table with getattr
+    # and a branch per column cost ~4x this straight-line code.
+    cells: list[str] = []
+    kwargs: list[str] = []
+    i = 0
     for name, rule in ROLLUP_COLUMNS.items():
-        value = getattr(rollup, name)
         if rule is Merge.EARLIEST:
-            row += [None, None] if value is None else [value[1], value[0]]
+            cells.append(f"*(r.{name}[::-1] if r.{name} is not None else _NO_STAMP)")
+            kwargs.append(f"{name}=None if row[{i}] is None else (int(row[{i + 1}]), row[{i}])")
+            i += 2
         elif rule is Merge.UNION:
-            row.append(_set_json(value))
+            cells.append(f"_set_json(r.{name})")
+            kwargs.append(f"{name}=_json_set(row[{i}])")
+            i += 1
         else:
-            row.append(value)
-    return tuple(row)
+            cells.append(f"r.{name}")
+            kwargs.append(f"{name}=row[{i}]")
+            i += 1
+    source = (
+        f"def to_row(r):\n    return ({', '.join(cells)},)\n\n"
+        f"def from_row(row):\n    return Rollup({', '.join(kwargs)})\n"
+    )
+    namespace: dict[str, Any] = {
+        "Rollup": Rollup,
+        "_NO_STAMP": (None, None),
+        "_set_json": _set_json,
+        "_json_set": _json_set,
+    }
+    exec(compile(source, "<rollup columns>", "exec"), namespace)
+    return namespace["to_row"], namespace["from_row"]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -53,21 +76,22 @@ def _set_json(values: frozenset[str]) -> str:
     return json.dumps(sorted(values))
 
 
-def from_row(row: tuple[Any, ...] | list[Any]) -> Rollup:
-    values: dict[str, Any] = {}
-    i = 0
-    for name, rule in ROLLUP_COLUMNS.items():
-        if rule is Merge.EARLIEST:
-            text, stamp = row[i], row[i + 1]
-            values[name] = None if text is None else (int(stamp), text)
-            i += 2
-        elif rule is Merge.UNION:
-            values[name] = frozenset(json.loads(row[i]))
-            i += 1
-        else:
-            values[name] = row[i]
-            i += 1
-    return Rollup(**values)
+@functools.lru_cache(maxsize=4096)
+def _json_set(text: str) -> frozenset[str]:
+    return frozenset(json.loads(text))
+
+
+_to_row, _from_row = _compile_row_codecs()
+
+
+def to_row(rollup: Rollup) -> tuple[Any, ...]:
+    """A rollup as the values of `COLUMN_NAMES`."""
+    return _to_row(rollup)
+
+
+def from_row(row: Sequence[Any]) -> Rollup:
+    """The rollup stored in the values of `COLUMN_NAMES`."""
+    return _from_row(row)
 
 
 # -- spans as the query side reads them back -----------------------------------------------

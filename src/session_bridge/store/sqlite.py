@@ -26,6 +26,8 @@ from session_bridge.store.sql_reads import SqlReads
 SCHEMA_VERSION = 4  # 4: spans keyed by (trace_no, span_id) rather than (trace_id, span_id)
 _OLDEST_READABLE = 4  # no release ever wrote an older layout
 _MAX_VARS = 500  # bound on host parameters per statement
+_WAL_RESTART_FRAMES = 4096  # ~16 MiB of 4 KiB pages: then the WAL should start over
+_WAL_KEEP_BYTES = 64 * 1024 * 1024
 
 _ROLLUP_DDL = ",\n  ".join(f"{name} {sqltype}" for name, sqltype in columns.sql_columns())
 _ROLLUP_COLS = ", ".join(columns.COLUMN_NAMES)
@@ -33,6 +35,7 @@ _ROLLUP_MARKS = ", ".join("?" for _ in columns.COLUMN_NAMES)
 _UPDATE_TRACE = ", ".join(
     f"{name} = excluded.{name}" for name in ("project_id", "session_id", *columns.COLUMN_NAMES)
 )
+_UPDATE_ROLLUP = ", ".join(f"{name} = excluded.{name}" for name in columns.COLUMN_NAMES)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS resources (
@@ -138,6 +141,8 @@ class SqliteStore(SqlReads):
             # thread (in parallel with the writer) instead of inside the commit that fills
             # the WAL.
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            # after the WAL restarts, its file is cut back to this size
+            self._writer.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
             self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
 
     # -- connections ---------------------------------------------------------------------
@@ -183,6 +188,11 @@ class SqliteStore(SqlReads):
         if conn is None:
             raise RuntimeError("this process hands its writes to the writer process")
         results: list[WriteResult | Exception] = []
+        if self._checkpointer is not None and self._checkpointer.restart_wanted.is_set():
+            self._checkpointer.restart_wanted.clear()
+            # copy the few frames the checkpointer has not yet, between two transactions:
+            # with every frame in the database, the next transaction starts the WAL over
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         conn.execute("BEGIN IMMEDIATE")
         try:
             for batch in batches:
@@ -307,9 +317,12 @@ class SqliteStore(SqlReads):
                 (project_id, *chunk),
             ):
                 merged[row[0]] = merge(columns.from_row(row[1:]), deltas[row[0]])
+        # an upsert, not INSERT OR REPLACE: the row keeps its place, and only the indexes
+        # whose columns changed (mostly sessions_by_end) are touched
         conn.executemany(
-            f"INSERT OR REPLACE INTO sessions (project_id, session_id, {_ROLLUP_COLS})"
-            f" VALUES (?, ?, {_ROLLUP_MARKS})",
+            f"INSERT INTO sessions (project_id, session_id, {_ROLLUP_COLS})"
+            f" VALUES (?, ?, {_ROLLUP_MARKS})"
+            f" ON CONFLICT (project_id, session_id) DO UPDATE SET {_UPDATE_ROLLUP}",
             [(project_id, sid, *columns.to_row(r)) for sid, r in merged.items()],
         )
 
@@ -390,18 +403,31 @@ def _marks(items: Sequence[Any]) -> str:
 
 
 class _Checkpointer:
-    """Copies committed WAL pages into the database file in the background."""
+    """Copies committed WAL pages into the database file in the background.
+
+    The WAL starts over from its beginning only when a write transaction begins with
+    every frame already copied; under steady load the writer always appends before
+    this thread catches up, and the WAL would grow without end. So once the WAL is
+    long, `restart_wanted` asks the writer to copy the last frames itself between two
+    transactions.
+    """
 
     def __init__(self, conn: sqlite3.Connection, interval_s: float = 0.25) -> None:
         self._conn = conn
         self._interval_s = interval_s
+        self.restart_wanted = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval_s):
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        _, frames, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames > _WAL_RESTART_FRAMES:
+            self.restart_wanted.set()
 
     def stop(self) -> None:
         self._stopped.set()
