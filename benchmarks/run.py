@@ -591,14 +591,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--replicas",
         default="",
-        help="e.g. 1,2,3: measure each bridge target with that many processes (--workers N:"
-        " replicas sharing the ports and the store) instead of --bridge-workers",
+        help="e.g. 1,2,3: measure each bridge target with that many map workers (--workers N)"
+        " instead of --bridge-workers",
     )
     p.add_argument(
         "--bridge-workers",
         type=int,
         default=2,
-        help="bridge receiver processes, passed as --workers (default 2: this machine's cores)",
+        help="bridge map worker processes, passed as --workers (default 2: this machine's cores)",
     )
     p.add_argument(
         "--ready-timeout",

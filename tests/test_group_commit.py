@@ -92,7 +92,6 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(sqlite, "_WAL_RESTART_FRAMES", 64)
     store = sqlite.SqliteStore(tmp_path / "s.db")
     checkpointer = store._checkpointer
-    assert checkpointer is not None
     wal = tmp_path / "s.db-wal"
 
     def restarts() -> int:  # the WAL header's checkpoint sequence: +1 each time it starts over

@@ -1,4 +1,5 @@
-"""`--workers N`: several receiver processes behind one port, one exact set of sessions."""
+"""`--workers N`: map worker processes prepare the requests of one bridge process; one
+exact set of sessions, whatever worker prepared what."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def _worker_pids(process: subprocess.Popen[str]) -> list[int]:
     return pids
 
 
-def test_workers_share_the_port_and_the_sessions(workers_bridge) -> None:
+def test_map_workers_give_one_exact_set_of_sessions(workers_bridge) -> None:
     process, endpoint = workers_bridge
     bodies = _trace_requests()
 
@@ -95,7 +96,7 @@ def test_workers_share_the_port_and_the_sessions(workers_bridge) -> None:
             assert session["span_count"] == TRACES_PER_SESSION * SPANS_PER_TRACE
             assert session["genai_usage"]["total_input_tokens"] == TRACES_PER_SESSION * 30
         total = SESSIONS * TRACES_PER_SESSION * SPANS_PER_TRACE
-        metrics = client.get("/metrics").text  # summed over both workers
+        metrics = client.get("/metrics").text
         assert (
             f'session_bridge_receiver_accepted_spans_total{{transport="http"}} {total}.0' in metrics
         )
@@ -112,18 +113,23 @@ def test_workers_share_the_port_and_the_sessions(workers_bridge) -> None:
     else:
         raise AssertionError("the dead worker was not replaced")
     with httpx.Client(base_url=endpoint, timeout=30) as client:
-        for _ in range(4):  # new connections reach both workers
-            assert client.get("/readyz").status_code == 200
+        for body in bodies[:8]:  # prepared again, by both workers: nothing new to count
+            response = client.post(
+                "/v1/traces", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 200, response.text
+        session = client.get("/api/v1/sessions/w-0").json()
+        assert session["span_count"] == TRACES_PER_SESSION * SPANS_PER_TRACE
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     assert not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE
 
 
-def test_retries_are_counted_once_through_the_writer_process(workers_bridge) -> None:
-    """A retried request reaches the writer process as rows only; when some of its spans
-    are stored already, the writer asks the receiver for the records and folds only the
-    new spans."""
+def test_retries_are_counted_once_through_the_map_workers(workers_bridge) -> None:
+    """A map worker sends a batch back as span rows only; when some of its spans are
+    stored already, the store asks for the records, a worker prepares the request again
+    with them, and only the new spans are folded."""
     process, endpoint = workers_bridge
     trace = new_trace_id()
     llm = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
@@ -152,10 +158,11 @@ def test_retries_are_counted_once_through_the_writer_process(workers_bridge) -> 
     assert process.wait(timeout=60) == 0
 
 
-def test_workers_stop_when_the_writer_process_is_gone(workers_bridge) -> None:
+def test_map_workers_stop_when_the_bridge_is_gone(workers_bridge) -> None:
     process, _ = workers_bridge
     workers = _worker_pids(process)
-    process.kill()  # the supervisor, which is the writer process, dies at once
+    assert len(workers) == 2
+    process.kill()  # the bridge process dies at once
     process.wait()
     for pid in workers:
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from session_bridge import __version__, logs
 from session_bridge.config import BridgeConfig, ConfigError, load, split_endpoint
-from session_bridge.workers import METRICS_DIR_ENV, Supervisor
+from session_bridge.telemetry import share_metrics_between_processes
 
 if TYPE_CHECKING:
     from session_bridge.server import Bridge, Endpoints
@@ -41,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http", type=_endpoint, metavar="HOST:PORT", help="OTLP/HTTP + API address")
     run.add_argument("--log-format", choices=("text", "json"))
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    run.add_argument("--workers", type=int, help="receiver processes sharing the ports (1-64)")
+    run.add_argument(
+        "--workers", type=int, help="map worker processes that prepare the requests (1-64)"
+    )
 
     upgrade = sub.add_parser("migrate", help="apply the store's pending schema migrations")
     upgrade.add_argument("--config", type=Path, help="YAML configuration file (default: built-in)")
@@ -80,7 +81,7 @@ def _announce(
 ) -> None:
     lines = [
         f"otel-session-bridge {__version__} is running"
-        + (f" ({workers} receiver workers)" if workers > 1 else ""),
+        + (f" ({workers} map workers)" if workers > 1 else ""),
         f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}",
         f"  OTLP/HTTP     {endpoints.http}/v1/traces",
         f"  Sessions API  {endpoints.http}/api/v1/sessions",
@@ -109,35 +110,24 @@ async def _serve(bridge: Bridge) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    endpoints = await bridge.start()
-    enrich = bridge.enricher.describe() if bridge.enricher else []
+    try:
+        endpoints = await bridge.start()
+    except BaseException:
+        await bridge.stop()
+        raise
     exports = bridge.exports.describe() if bridge.exports else None
-    _announce(endpoints, bridge.storage_description, enrich, bridge.data_dir, 1, exports)
+    _announce(
+        endpoints,
+        bridge.storage_description,
+        bridge.enrich_description,
+        bridge.data_dir,
+        bridge.config.receivers.otlp.workers,
+        exports,
+    )
     await stop.wait()
     log.info("shutting down")
     await bridge.stop()
     log.info("stopped")
-
-
-def _supervise(config: BridgeConfig) -> int:
-    workers = config.receivers.otlp.workers
-    data_dir = Path(config.storage.data_dir).expanduser().resolve()
-    # the workers' metrics are summed through files (prometheus-client's multiprocess mode)
-    os.environ.setdefault(METRICS_DIR_ENV, str(data_dir / ".metrics"))
-    supervisor = Supervisor(config, workers)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, supervisor.request_stop)
-    try:
-        endpoints, enrich, storage = supervisor.start()
-    except OSError:
-        supervisor.stop()
-        raise
-    _announce(endpoints, storage, enrich, data_dir, workers)
-    supervisor.supervise()
-    log.info("shutting down")
-    status = supervisor.stop()
-    log.info("stopped")
-    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(config.log.format, config.log.level)
     try:
         if config.receivers.otlp.workers > 1:
-            return _supervise(config)
-        from session_bridge.server import Bridge  # only a lone bridge loads it here
+            data_dir = Path(config.storage.data_dir).expanduser().resolve()
+            share_metrics_between_processes(data_dir / ".metrics")
+        from session_bridge.server import Bridge
 
         asyncio.run(_serve(Bridge(config)))
     except OSError as exc:

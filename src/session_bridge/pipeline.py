@@ -1,8 +1,9 @@
-"""The ingest pipeline every receiver feeds: map -> enrich -> store, then acknowledge.
+"""The ingest pipeline every receiver feeds: prepare (decode, map, enrich, fold) ->
+store, then acknowledge.
 
-Mapping runs on the caller's event loop; the store write runs on a `BatchWriter`:
-this process's writer thread, or, with several receiver processes on SQLite, the
-writer process. A request is acknowledged only after its transaction has committed.
+Preparing runs on a `Preparer`: on the caller's event loop, or in the map worker
+processes (`workers.py`). The store write runs on this process's writer thread
+(group commit). A request is acknowledged only after its transaction has committed.
 """
 
 from __future__ import annotations
@@ -13,18 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-from session_bridge.enrich.stage import Enricher, RequestInfo
-from session_bridge.mapping.mapper import map_request
-from session_bridge.rollup.binding import fold_by_trace
-from session_bridge.store.base import WriteBatch
-from session_bridge.store.writer import BatchWriter
+from session_bridge.enrich.stage import Enricher
+from session_bridge.prepare import PreparedRequest, RawRequest, decode, prepare
+from session_bridge.receivers.decode import DecodeFailure
+from session_bridge.store.base import NeedsRecords, WriteResult
+from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
-
-NO_REQUEST_INFO = RequestInfo()
 
 
 @dataclass(slots=True)
@@ -49,75 +46,114 @@ class AdmissionGate(Protocol):
     def refusal(self) -> str | None: ...
 
 
+class Preparer(Protocol):
+    """Where requests are prepared: here (`LocalPreparer`) or in map worker processes."""
+
+    async def prepare(self, raw: RawRequest, *, with_records: bool) -> PreparedRequest:
+        """`with_records`: the batch must carry its records, not only its span rows
+        (a store that folds records itself, or a retry; see `NeedsRecords`)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalPreparer:
+    """Prepares on the caller's event loop (its batches always carry their records)."""
+
+    def __init__(self, enricher: Enricher | None) -> None:
+        self._enricher = enricher
+
+    async def prepare(self, raw: RawRequest, *, with_records: bool) -> PreparedRequest:
+        return prepare(raw, self._enricher)
+
+    def close(self) -> None:
+        if self._enricher is not None:
+            self._enricher.close()
+
+
 class IngestPipeline:
     def __init__(
         self,
-        writer: BatchWriter,
+        writer: GroupCommitWriter,
         metrics: BridgeMetrics,
+        preparer: Preparer,
         *,
-        enricher: Enricher | None = None,
-        project_id: str = "default",
+        records_required: bool = False,
         max_pending_requests: int = 64,
         retry_after_s: int = 1,
         admission: AdmissionGate | None = None,
     ) -> None:
+        """`records_required`: the store folds the records itself (PostgreSQL), so every
+        batch must carry them."""
         self._metrics = metrics
         self._admission = admission
-        self._enricher = enricher
-        self._project_id = project_id
+        self._preparer = preparer
+        self._records_required = records_required
         self._writer = writer
         self._max_pending = max_pending_requests
         self._pending = 0
         self._retry_after_s = retry_after_s
 
-    async def export(
-        self,
-        request: ExportTraceServiceRequest,
-        transport: str,
-        request_info: RequestInfo = NO_REQUEST_INFO,
-        project_id: str | None = None,
-    ) -> ExportOutcome:
-        """Store the spans of one request under `project_id` (None: the pipeline's
-        default project); raise `RetryableError` if they were not stored."""
-        # refuse before mapping: an overloaded bridge should not spend CPU on work it drops
+    async def export(self, raw: RawRequest, transport: str) -> ExportOutcome:
+        """Store the spans of one request; raise `DecodeFailure` if it is not OTLP,
+        `RetryableError` if its spans were not stored."""
+        # refuse before preparing: an overloaded bridge should not spend CPU on work it drops
         refusal = self._admission.refusal() if self._admission is not None else None
         if refusal is None and self._pending >= self._max_pending:
             refusal = (
                 f"the bridge is busy ({self._pending} requests waiting for the store); retry later"
             )
         if refusal is not None:
-            spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-            self._metrics.refused_spans.labels(transport).inc(spans)
+            self._metrics.refused_spans.labels(transport).inc(_span_count(raw))
             raise RetryableError(refusal, self._retry_after_s)
-        mapped = map_request(request)
-        if mapped.rejected:
-            self._metrics.rejected_spans.labels(transport).inc(mapped.rejected)
-        records = mapped.records
-        if not records:
-            return ExportOutcome(0, mapped.rejected, mapped.error_message)
-        if self._enricher is not None:
-            self._enricher.enrich(records, request_info)
-        batch = WriteBatch(
-            project_id or self._project_id, records, mapped.resources, fold_by_trace(records)
-        )
         self._pending += 1
         self._metrics.pending_requests.set(self._pending)
-        started = time.perf_counter()
         try:
-            result = await asyncio.wrap_future(self._writer.submit(batch))
-        except Exception as exc:
-            log.exception("store write failed; the client will retry")
-            self._metrics.refused_spans.labels(transport).inc(len(records))
-            raise RetryableError(f"the store could not commit the spans: {exc}", 5) from exc
+            prepared = await self._preparer.prepare(raw, with_records=self._records_required)
+            if prepared.rejected:
+                self._metrics.rejected_spans.labels(transport).inc(prepared.rejected)
+            if prepared.batch is None:
+                return ExportOutcome(0, prepared.rejected, prepared.error_message)
+            result = await self._store(raw, prepared, transport)
         finally:
             self._pending -= 1
             self._metrics.pending_requests.set(self._pending)
-        self._metrics.store_write_seconds.observe(time.perf_counter() - started)
-        self._metrics.accepted_spans.labels(transport).inc(len(records))
+        self._metrics.accepted_spans.labels(transport).inc(prepared.accepted)
         if result.duplicates:
             self._metrics.duplicate_spans.labels(transport).inc(result.duplicates)
-        return ExportOutcome(len(records), mapped.rejected, mapped.error_message)
+        return ExportOutcome(prepared.accepted, prepared.rejected, prepared.error_message)
+
+    async def _store(
+        self, raw: RawRequest, prepared: PreparedRequest, transport: str
+    ) -> WriteResult:
+        assert prepared.batch is not None
+        started = time.perf_counter()
+        try:
+            try:
+                result = await asyncio.wrap_future(self._writer.submit(prepared.batch))
+            except NeedsRecords:  # a retry whose batch came without records: again, with them
+                prepared = await self._preparer.prepare(raw, with_records=True)
+                assert prepared.batch is not None
+                result = await asyncio.wrap_future(self._writer.submit(prepared.batch))
+        except RetryableError:
+            raise
+        except Exception as exc:
+            log.exception("store write failed; the client will retry")
+            self._metrics.refused_spans.labels(transport).inc(prepared.accepted)
+            raise RetryableError(f"the store could not commit the spans: {exc}", 5) from exc
+        self._metrics.store_write_seconds.observe(time.perf_counter() - started)
+        return result
 
     def close(self) -> None:
-        """Commit what was submitted, then stop the writer thread."""
+        """Commit what was submitted, then stop the writer thread and the preparer."""
         self._writer.close()
+        self._preparer.close()
+
+
+def _span_count(raw: RawRequest) -> int:
+    """The spans of a refused request, for the metric (0 if it is not even OTLP)."""
+    try:
+        request = decode(raw)
+    except DecodeFailure:
+        return 0
+    return sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)

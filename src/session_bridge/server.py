@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +28,16 @@ from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
 from session_bridge.keys import IngestAuth, KeyRing
-from session_bridge.pipeline import IngestPipeline
+from session_bridge.pipeline import IngestPipeline, LocalPreparer, Preparer
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
 from session_bridge.store.base import Store
 from session_bridge.store.factory import describe_storage, open_store
 from session_bridge.store.retention import RetentionWorker
-from session_bridge.store.writer import BatchWriter, GroupCommitWriter
+from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
+from session_bridge.workers import MapWorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -117,21 +118,8 @@ def build_app(
 class Bridge:
     """One running bridge: start() binds and serves, stop() drains and closes."""
 
-    def __init__(
-        self,
-        config: BridgeConfig,
-        *,
-        worker: int | None = None,
-        writer: BatchWriter | None = None,
-    ) -> None:
-        """`worker`: this process's index among several receiver processes sharing the
-        ports and the store; worker 0 (or a lone bridge) also runs the background jobs.
-        `writer`: where the store writes go (the writer process of several receivers on
-        SQLite); None: this process writes, on a writer thread of its own."""
+    def __init__(self, config: BridgeConfig) -> None:
         self.config = config
-        self._shared = worker is not None
-        self._writer = writer
-        self.is_lead = worker in (None, 0)
         self.data_dir = Path(config.storage.data_dir).expanduser().resolve()
         self.storage_description = describe_storage(config.storage)
         self._store: Store | None = None
@@ -139,39 +127,45 @@ class Bridge:
         self._pipeline: IngestPipeline | None = None
         self.exports: ExportService | None = None
         self._passthrough: Passthrough | None = None
-        self.enricher: Enricher | None = None
+        self.enrich_description: list[str] = []
+        self.map_workers: MapWorkerPool | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
 
-    async def start(self, gate: Callable[[], Awaitable[None]] | None = None) -> Endpoints:
-        """Build everything, await `gate` (if any), then listen and serve. Receiver workers
-        pass a gate so that they all listen at once: a client that connects while only
-        some are listening would have all its connections on those."""
+    async def start(self) -> Endpoints:
+        """Build everything, then listen and serve."""
         cfg = self.config
         otlp = cfg.receivers.otlp
-        store = open_store(cfg.storage, sqlite_writer=self._writer is None)
+        store = open_store(cfg.storage)
         self._store = store
-        if cfg.storage.retention.spans and self.is_lead:
+        if cfg.storage.retention.spans:
             self._retention = RetentionWorker(store, cfg.storage.retention)
             self._retention.start()
         metrics = BridgeMetrics()
-        if self.is_lead:  # before the receivers: every committed span is in every exporter's queue
-            self.exports = ExportService.open(
-                cfg.exporters, cfg.storage, self.data_dir, metrics.exporter
-            )
-            if self.exports is not None:
-                self.exports.start()
-        self.enricher = Enricher(cfg, metrics)
+        # before the receivers: every committed span is in every exporter's queue
+        self.exports = ExportService.open(
+            cfg.exporters, cfg.storage, self.data_dir, metrics.exporter
+        )
+        if self.exports is not None:
+            self.exports.start()
+        preparer: Preparer
+        if otlp.workers > 1:
+            self.map_workers = preparer = MapWorkerPool(cfg, otlp.workers)
+            self.enrich_description = await asyncio.to_thread(self.map_workers.start)
+        else:
+            enricher = Enricher(cfg, metrics)
+            self.enrich_description = enricher.describe()
+            preparer = LocalPreparer(enricher)
         addresses = ClientAddressResolver(cfg.enrich.client_address.trusted_proxies)
         keys = KeyRing.from_config(cfg.auth.api_keys)
         ingest_auth = IngestAuth(keys, otlp.auth, cfg.sessions.project_id)
         pipeline = IngestPipeline(
-            self._writer or GroupCommitWriter(store),
+            GroupCommitWriter(store),
             metrics,
-            enricher=self.enricher,
-            project_id=cfg.sessions.project_id,
+            preparer,
+            records_required=store.needs_records,
             max_pending_requests=otlp.max_pending_requests,
             retry_after_s=max(1, round(otlp.retry_after)),
             admission=self.exports,
@@ -179,22 +173,19 @@ class Bridge:
         self._pipeline = pipeline
         passthrough = Passthrough(upstream_settings(cfg.exporters), int(otlp.max_request_body_size))
         self._passthrough = passthrough
-        if gate is not None:
-            await gate()
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
             server, port = create_server(
                 TraceReceiver(pipeline, addresses, ingest_auth),
                 otlp.protocols.grpc.endpoint,
                 int(otlp.max_request_body_size),
-                reuse_port=self._shared,
             )
             server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
             grpc_endpoint = join_endpoint(split_endpoint(otlp.protocols.grpc.endpoint)[0], port)
         host, port = split_endpoint(otlp.protocols.http.endpoint)
-        sock = _listen(host, port, reuse_port=self._shared)
+        sock = _listen(host, port)
         app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
         app.include_router(passthrough.router())
         uv_config = uvicorn.Config(
@@ -237,8 +228,8 @@ class Bridge:
             await self._grpc.stop(grace_s)
         if self._http_task is not None:
             await self._http_task
-        if self._pipeline is not None:
-            self._pipeline.close()
+        if self._pipeline is not None:  # the writes in flight, then the map workers stop
+            await asyncio.to_thread(self._pipeline.close)
         if self.exports is not None:  # the batches in flight, then the rest waits in the log
             await asyncio.to_thread(self.exports.close, grace_s)
         if self._passthrough is not None:
@@ -247,16 +238,12 @@ class Bridge:
             self._retention.close()
         if self._store is not None:
             self._store.close()
-        if self.enricher is not None:
-            self.enricher.close()
 
 
-def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -12,7 +14,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client import values as prometheus_values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from session_bridge import METRICS_DIR_ENV
 
 PREFIX = "session_bridge"
 
@@ -62,7 +67,7 @@ class BridgeMetrics:
         )
         self.pending_requests = Gauge(
             f"{PREFIX}_receiver_pending_requests",
-            "Export requests mapped and waiting for the store to commit them.",
+            "Export requests being prepared or waiting for the store to commit them.",
             registry=self.registry,
             multiprocess_mode="livesum",
         )
@@ -75,7 +80,7 @@ class BridgeMetrics:
         self.exporter = ExporterMetrics(self.registry)
 
     def exposition(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if os.environ.get(METRICS_DIR_ENV):
             # receiver workers: every process's values, summed (prometheus-client's files)
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -156,3 +161,15 @@ class ExporterMetrics:
             registry=registry,
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
         )
+
+
+def share_metrics_between_processes(directory: Path) -> None:
+    """Sum the metrics of this process and of the map worker processes it starts through
+    files in `directory` (emptied first): prometheus-client's multiprocess mode."""
+    default = os.environ.setdefault(METRICS_DIR_ENV, str(directory))
+    shutil.rmtree(default, ignore_errors=True)
+    Path(default).mkdir(parents=True, exist_ok=True)
+    # the library picks its value class when first imported, which may have been before
+    # the variable was set (by the command-line parser's imports): pick it again, before
+    # this process creates its first metric
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]

@@ -1,250 +1,313 @@
-"""Several receiver processes behind the same ports (`receivers.otlp.workers` > 1).
+"""Map worker processes (`receivers.otlp.workers` > 1).
 
-Parsing and mapping OTLP is CPU work in Python, so one process uses one core.
-With N workers, each worker is a whole bridge (receivers, pipeline, query API)
-listening on the same ports with SO_REUSEPORT: the kernel spreads client
-connections across them. On SQLite the supervisor (this module) is also the one
-writer: the workers send it their mapped batches (`store/writer_process.py`) and it
-group-commits them, so rollups stay exact and no worker waits for another. On
-PostgreSQL each worker writes itself. The supervisor reserves the ports, opens and
-migrates the store, starts the workers, restarts a worker that dies, and stops
-them all on SIGTERM/SIGINT.
+Decoding, mapping, enriching and folding OTLP is CPU work in Python: one process
+uses one core. With N workers, the bridge process still serves every connection,
+the APIs and the store writes, and hands the body of each export request to the
+least busy of N map worker processes, which send back the batch ready for the
+store. The work spreads evenly whatever the number of client connections (a single
+SDK connection too), one process writes the store (SQLite takes one writer), and
+only that process loads the gRPC and HTTP servers: a worker loads the mapping and
+enrichment code alone.
 
-One client connection is served by one worker: the gain comes with several
-connections (several SDKs, or an exporter with several channels). Even with one
-connection, the writer process takes the store's work off the receiver.
+One socket pair per worker carries pickled tuples:
+bridge -> worker `(seq, raw_request, with_records)`; worker -> bridge `(seq, outcome)`,
+the outcome being `("ok", accepted, rejected, error_message, batch)`, where `batch`
+is None (no span accepted) or `(project_id, span_rows, resources, trace_deltas,
+records)` with the records only if asked for and the span rows otherwise;
+`("invalid", http_status, message)` (not OTLP) or `("failed", message)`.
+
+A worker ends when its socket closes: the bridge stops, or died. A worker that dies
+is started again; the requests it held are answered "retry later".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import multiprocessing
 import os
-import shutil
+import pickle
+import queue
 import signal
 import socket
-import sqlite3
+import subprocess
+import sys
 import threading
-import time
-from dataclasses import replace
-from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
 
-from session_bridge import logs
-from session_bridge.config import BridgeConfig, join_endpoint, split_endpoint
-from session_bridge.store.factory import sqlite_path
-from session_bridge.store.sqlite import SqliteStore
-from session_bridge.store.writer import GroupCommitWriter
-from session_bridge.store.writer_process import RemoteWriter, WriterEndpoint
-
-if TYPE_CHECKING:
-    from session_bridge.server import Endpoints
+from session_bridge import METRICS_DIR_ENV, logs
+from session_bridge.config import BridgeConfig
+from session_bridge.enrich.stage import Enricher
+from session_bridge.pipeline import RetryableError
+from session_bridge.prepare import PreparedRequest, RawRequest, prepare
+from session_bridge.receivers.decode import DecodeFailure
+from session_bridge.store.base import WriteBatch
+from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
+_PICKLE = pickle.HIGHEST_PROTOCOL
 _START_TIMEOUT_S = 60.0
-_STOP_TIMEOUT_S = 30.0
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_STOP_TIMEOUT_S = 10.0
+_RESTART_DELAY_S = 1.0  # do not spin if a worker dies again at once
 
 
-def _reserve(endpoint: str) -> tuple[str, socket.socket]:
-    """Bind (without listening) to fix the port when it is 0; workers then share it."""
-    host, port = split_endpoint(endpoint)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+class WorkerFailed(Exception):
+    """A map worker could not prepare a request (a bug, logged by the worker)."""
+
+
+class MapWorkerPool:
+    """A `Preparer` that prepares each request in the least busy map worker process."""
+
+    def __init__(self, config: BridgeConfig, count: int) -> None:
+        self._config = config
+        self._count = count
+        self._links: list[_WorkerLink] = []
+        self._closing = False
+        self._restarts: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._restarter = threading.Thread(target=self._restart_loop, name="map-workers")
+
+    def start(self) -> list[str]:
+        """Start every worker and wait until all are ready; what worker 0 says it enriches."""
+        # fewer malloc arenas: the workers are multi-threaded only briefly at start
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+        described: list[str] = []
+        try:
+            for index in range(self._count):
+                link, described_now = self._spawn(index)
+                self._links.append(link)
+                described = described or described_now
+        except BaseException:
+            self.close()
+            raise
+        self._restarter.start()
+        return described
+
+    def _spawn(self, index: int) -> tuple[_WorkerLink, list[str]]:
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "session_bridge.workers", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+            )
+            conn = Connection(ours.detach())
+        try:
+            conn.send_bytes(pickle.dumps(self._config, _PICKLE))
+            if not conn.poll(_START_TIMEOUT_S):
+                raise OSError(f"map worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
+            kind, detail = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            conn.close()
+            _end(process)
+            raise OSError(f"map worker {index} exited while starting") from exc
+        if kind != "ready":
+            conn.close()
+            _end(process)
+            raise OSError(f"map worker {index}: {detail}")
+        link = _WorkerLink(index, process, conn, on_lost=self._restarts.put)
+        return link, list(detail)
+
+    def _restart_loop(self) -> None:
+        while (index := self._restarts.get()) is not None:
+            old = self._links[index]
+            old.process.wait()
+            _mark_dead(old.process.pid)
+            log.error("map worker %d exited with code %s", index, old.process.returncode)
+            while not self._closing:
+                try:
+                    self._links[index], _ = self._spawn(index)
+                    log.info("map worker %d started again", index)
+                    break
+                except OSError as exc:
+                    log.error("cannot start map worker %d again: %s", index, exc)
+                    threading.Event().wait(_RESTART_DELAY_S)
+
+    async def prepare(self, raw: RawRequest, *, with_records: bool) -> PreparedRequest:
+        running = [link for link in self._links if link.running]
+        if not running:  # all died at once, and are being started again
+            raise RetryableError("no map worker is running; retry later", 1)
+        link = min(running, key=_WorkerLink.load)
+        return await asyncio.wrap_future(link.submit(raw, with_records))
+
+    def close(self) -> None:
+        """Stop every worker (each ends once its socket closes)."""
+        self._closing = True
+        self._restarts.put(None)
+        if self._restarter.is_alive():
+            self._restarter.join()
+        for link in self._links:
+            link.close()
+        for link in self._links:
+            _end(link.process)
+            _mark_dead(link.process.pid)
+
+    def pids(self) -> list[int]:
+        return [link.process.pid for link in self._links]
+
+
+class _WorkerLink:
+    """The bridge's end of one worker's socket: requests out, prepared batches back."""
+
+    def __init__(
+        self,
+        index: int,
+        process: subprocess.Popen[bytes],
+        conn: Connection,
+        on_lost: Callable[[int], object],
+    ) -> None:
+        self.index = index
+        self.process = process
+        self._conn = conn
+        self._on_lost = on_lost
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+        self._pending: dict[int, Future[PreparedRequest]] = {}
+        self._gone: str | None = None
+        self._closing = False
+        # sends have a thread of their own: a body larger than the socket buffer blocks
+        # the sender until the worker reads it
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"map-worker-{index}-send", daemon=True
+        )
+        self._receiver = threading.Thread(
+            target=self._receive_loop, name=f"map-worker-{index}-receive", daemon=True
+        )
+        self._sender.start()
+        self._receiver.start()
+
+    @property
+    def running(self) -> bool:
+        return self._gone is None
+
+    def load(self) -> int:
+        return len(self._pending)
+
+    def submit(self, raw: RawRequest, with_records: bool) -> Future[PreparedRequest]:
+        future: Future[PreparedRequest] = Future()
+        with self._lock:
+            if self._gone is not None:
+                future.set_exception(RetryableError(self._gone, 1))
+                return future
+            seq = next(self._seq)
+            self._pending[seq] = future
+        self._outbox.put(pickle.dumps((seq, raw, with_records), _PICKLE))
+        return future
+
+    def _send_loop(self) -> None:
+        while (payload := self._outbox.get()) is not None:
+            try:
+                self._conn.send_bytes(payload)
+            except OSError:
+                return  # the receiver sees the socket close and fails what is pending
+
+    def _receive_loop(self) -> None:
+        while True:
+            try:
+                seq, outcome = pickle.loads(self._conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                future = self._pending.pop(seq)
+            _resolve(future, outcome)
+        orderly = self._closing
+        with self._lock:
+            self._gone = f"map worker {self.index} is not running; retry later"
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception(RetryableError(self._gone, 1))
+        self._conn.close()
+        if not orderly:
+            self._on_lost(self.index)
+
+    def close(self) -> None:
+        """Send what is queued, then half-close the socket: the worker answers all it
+        received, reads end-of-file and exits; our receiver then reads end-of-file too."""
+        self._closing = True
+        self._outbox.put(None)
+        self._sender.join(_STOP_TIMEOUT_S)
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._conn.fileno())) as s:
+            s.shutdown(socket.SHUT_WR)
+        self._receiver.join(_STOP_TIMEOUT_S)
+
+
+def _resolve(future: Future[PreparedRequest], outcome: tuple[Any, ...]) -> None:
+    kind = outcome[0]
+    if kind == "ok":
+        _, accepted, rejected, error_message, shipped = outcome
+        batch = None
+        if shipped is not None:
+            project_id, rows, resources, deltas, records = shipped
+            batch = WriteBatch(project_id, records, resources, deltas, rows)
+        future.set_result(PreparedRequest(batch, accepted, rejected, error_message))
+    elif kind == "invalid":
+        future.set_exception(DecodeFailure(outcome[1], outcome[2]))
+    else:
+        future.set_exception(WorkerFailed(outcome[1]))
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen on {endpoint}: {exc.strerror}") from exc
-    bound = sock.getsockname()[1]
-    return join_endpoint(host, bound), sock
+        process.wait(_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log.error("map worker %s did not stop in time; killing it", process.pid)
+        process.kill()
+        process.wait()
 
 
-def _worker_main(
-    config: BridgeConfig, index: int, conn: Connection, writes: Connection | None
-) -> None:
+def _mark_dead(pid: int) -> None:
+    if os.environ.get(METRICS_DIR_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+# -- the worker process ------------------------------------------------------------------
+
+
+def _outcome(raw: RawRequest, enricher: Enricher, with_records: bool) -> tuple[Any, ...]:
+    try:
+        prepared = prepare(raw, enricher)
+    except DecodeFailure as exc:
+        return ("invalid", exc.status, exc.message)
+    except Exception as exc:
+        log.exception("preparing an export request failed")
+        return ("failed", f"the spans could not be prepared: {exc}")
+    batch = prepared.batch
+    shipped = None
+    if batch is not None:
+        rows = None if with_records else batch.rows()
+        records = batch.records if with_records else None
+        shipped = (batch.project_id, rows, batch.resources, batch.trace_deltas, records)
+    return ("ok", prepared.accepted, prepared.rejected, prepared.error_message, shipped)
+
+
+def _worker_main(fd: int) -> None:
+    # the bridge decides when its workers stop (it closes their sockets); a Ctrl-C sent
+    # to the whole process group must not end them first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(fd)
+    config: BridgeConfig = pickle.loads(conn.recv_bytes())
     logs.configure(config.log.format, config.log.level)
     try:
-        asyncio.run(_serve_worker(config, index, conn, writes))
-    except Exception as exc:  # report a start-up failure to the supervisor
-        with contextlib.suppress(OSError):
-            conn.send(("error", f"worker {index}: {exc}"))
+        enricher = Enricher(config, BridgeMetrics())
+    except Exception as exc:
+        conn.send_bytes(pickle.dumps(("error", str(exc)), _PICKLE))
         raise SystemExit(1) from exc
-
-
-async def _serve_worker(
-    config: BridgeConfig, index: int, conn: Connection, writes: Connection | None
-) -> None:
-    from session_bridge.server import Bridge  # the supervisor itself never loads the server
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    writer = None
-    if writes is not None:  # without the writer process nothing can be stored: stop too
-        writer = RemoteWriter(writes, on_lost=lambda: loop.call_soon_threadsafe(stop.set))
-    bridge = Bridge(config, worker=index, writer=writer)
-
-    async def listen_when_told() -> None:
-        conn.send(("prepared",))
-        await asyncio.to_thread(conn.recv)  # "listen": every worker is prepared
-
-    endpoints = await bridge.start(gate=listen_when_told)
-    details = bridge.enricher.describe() if bridge.enricher else []
-    conn.send(("ready", endpoints, details, bridge.storage_description))
-    await stop.wait()
-    await bridge.stop()
-
-
-class Supervisor:
-    def __init__(self, config: BridgeConfig, workers: int) -> None:
-        self._count = workers
-        self._context = multiprocessing.get_context("spawn")
-        self._processes: dict[int, Any] = {}
-        self._stopping = threading.Event()
-        self._store: SqliteStore | None = None
-        self._writer: GroupCommitWriter | None = None
-        self._endpoints: dict[int, WriterEndpoint] = {}
-        otlp = config.receivers.otlp
-        grpc_endpoint, self._grpc_sock = _reserve(otlp.protocols.grpc.endpoint)
-        http_endpoint, self._http_sock = _reserve(otlp.protocols.http.endpoint)
-        protocols = replace(
-            otlp.protocols,
-            grpc=replace(otlp.protocols.grpc, endpoint=grpc_endpoint),
-            http=replace(otlp.protocols.http, endpoint=http_endpoint),
-        )
-        self.config = replace(
-            config, receivers=replace(config.receivers, otlp=replace(otlp, protocols=protocols))
-        )
-
-    def start(self) -> tuple[Endpoints, list[str], str]:
-        """Start every worker; returns what worker 0 reported (endpoints, enrich lines, storage).
-
-        On SQLite the store is opened (and migrated) here first; on PostgreSQL worker 0
-        prepares alone first and migrates it before anyone else writes. The workers start
-        listening together, once all are prepared.
-        """
-        # fewer malloc arenas: these processes are multi-threaded and would otherwise
-        # keep freed memory in one arena per thread
-        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-        metrics_dir = os.environ.get(METRICS_DIR_ENV)
-        if metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            os.makedirs(metrics_dir, exist_ok=True)
-        storage = self.config.storage
-        if storage.backend == "sqlite":
-            try:
-                self._store = SqliteStore(
-                    sqlite_path(storage), synchronous=storage.sqlite.synchronous
-                )
-            except (RuntimeError, sqlite3.Error) as exc:  # e.g. written by a newer bridge
-                raise OSError(f"cannot open the store: {exc}") from exc
-            self._writer = GroupCommitWriter(self._store)
-        controls = [self._prepared(0)]  # alone first: on PostgreSQL it migrates the store
-        controls += [self._prepare(index) for index in range(1, self._count)]
-        for index, control in enumerate(controls[1:], start=1):
-            self._expect(index, control, "prepared")
-        reports = [self._listen(index, control) for index, control in enumerate(controls)]
-        self._grpc_sock.close()  # the workers hold the ports now
-        self._http_sock.close()
-        return reports[0]
-
-    def _prepare(self, index: int) -> Connection:
-        """Start worker `index`; it says "prepared" when it is ready to listen."""
-        control, child = self._context.Pipe(duplex=True)
-        writes = None
-        if self._writer is not None:
-            ours, writes = self._context.Pipe(duplex=True)
-            self._endpoints[index] = WriterEndpoint(ours, self._writer, f"worker-{index}")
-        process = self._context.Process(
-            target=_worker_main,
-            args=(self.config, index, child, writes),
-            name=f"bridge-worker-{index}",
-        )
-        process.start()
-        child.close()
-        if writes is not None:
-            writes.close()
-        self._processes[index] = process
-        return control
-
-    def _prepared(self, index: int) -> Connection:
-        """Start worker `index` and wait until it is ready to listen."""
-        control = self._prepare(index)
-        self._expect(index, control, "prepared")
-        return control
-
-    def _listen(self, index: int, control: Connection) -> tuple[Endpoints, list[str], str]:
-        """Let a prepared worker listen; what it reports once it serves."""
-        control.send(("listen",))
-        _, endpoints, details, storage = self._expect(index, control, "ready")
-        return endpoints, details, storage
-
-    @staticmethod
-    def _expect(index: int, control: Connection, what: str) -> tuple[Any, ...]:
-        if not control.poll(_START_TIMEOUT_S):
-            raise OSError(f"worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
+    conn.send_bytes(pickle.dumps(("ready", enricher.describe()), _PICKLE))
+    while True:
         try:
-            message: tuple[Any, ...] = control.recv()
-        except EOFError as exc:
-            raise OSError(f"worker {index} exited while starting") from exc
-        if message[0] == "error":
-            raise OSError(message[1])
-        if message[0] != what:
-            raise OSError(f"worker {index} said {message[0]!r}, expected {what!r}")
-        return message
+            seq, raw, with_records = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):  # the bridge stopped (or died)
+            break
+        conn.send_bytes(pickle.dumps((seq, _outcome(raw, enricher, with_records)), _PICKLE))
+    enricher.close()
 
-    def request_stop(self, *_: object) -> None:
-        self._stopping.set()
 
-    def supervise(self) -> None:
-        """Until asked to stop: restart any worker that dies."""
-        while not self._stopping.is_set():
-            sentinels = {p.sentinel: index for index, p in self._processes.items()}
-            for ready in wait(list(sentinels), timeout=0.5):
-                index = sentinels[ready]
-                process = self._processes[index]
-                process.join()
-                self._mark_dead(process.pid)
-                if self._stopping.is_set():
-                    break
-                log.error("worker %d exited with code %s; restarting it", index, process.exitcode)
-                time.sleep(1)  # do not spin if it dies again at once
-                with contextlib.suppress(OSError):
-                    self._listen(index, self._prepared(index))
-
-    def stop(self) -> int:
-        """SIGTERM every worker and wait; 0 when all stopped cleanly."""
-        for process in self._processes.values():
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
-        status = 0
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        for process in self._processes.values():
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                log.error("worker %s did not stop in time; killing it", process.name)
-                process.kill()
-                process.join()
-            if process.exitcode not in (0, -signal.SIGTERM):
-                status = 1
-            self._mark_dead(process.pid)
-        for endpoint in self._endpoints.values():  # each ends when its worker has gone
-            endpoint.join(_STOP_TIMEOUT_S)
-        if self._writer is not None:
-            self._writer.close()
-        if self._store is not None:
-            self._store.close()
-        return status
-
-    @staticmethod
-    def _mark_dead(pid: int | None) -> None:
-        if pid is not None and os.environ.get(METRICS_DIR_ENV):
-            from prometheus_client import multiprocess
-
-            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]))

@@ -12,11 +12,9 @@ import logging
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
-from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
@@ -28,6 +26,8 @@ from session_bridge.enrich.client_address import (
 from session_bridge.enrich.stage import RequestInfo
 from session_bridge.keys import IngestAuth, UnauthenticatedError
 from session_bridge.pipeline import IngestPipeline, RetryableError
+from session_bridge.prepare import RawRequest
+from session_bridge.receivers.decode import BodyFormat, DecodeFailure
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +59,17 @@ class TraceReceiver:
             project_id = self._auth.project(header(metadata, "authorization"))
         except UnauthenticatedError as exc:
             await context.abort_with_status(rich_status(code_pb2.UNAUTHENTICATED, exc.message))
-        request = ExportTraceServiceRequest()
-        try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
-            await context.abort_with_status(
-                rich_status(code_pb2.INVALID_ARGUMENT, f"invalid ExportTraceServiceRequest: {exc}")
-            )
         try:
             client_ip = self._addresses.resolve(
                 grpc_peer_address(context.peer()),
                 header(metadata, "forwarded"),
                 header(metadata, "x-forwarded-for"),
             )
-            outcome = await self._pipeline.export(
-                request, "grpc", RequestInfo(client_ip), project_id
+            raw = RawRequest(body, BodyFormat.PROTOBUF, project_id, RequestInfo(client_ip))
+            outcome = await self._pipeline.export(raw, "grpc")
+        except DecodeFailure as exc:
+            await context.abort_with_status(
+                rich_status(code_pb2.INVALID_ARGUMENT, f"invalid ExportTraceServiceRequest: {exc}")
             )
         except RetryableError as exc:
             await context.abort_with_status(
@@ -98,18 +94,15 @@ class TraceReceiver:
 
 
 def create_server(
-    receiver: TraceReceiver, endpoint: str, max_message_bytes: int, *, reuse_port: bool = False
+    receiver: TraceReceiver, endpoint: str, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server bound to `endpoint`; returns it and the bound port.
-
-    `reuse_port`: share the port with the other receiver workers (SO_REUSEPORT); off,
-    a port already in use is an error rather than silently shared.
-    """
+    """A grpc.aio server bound to `endpoint`; returns it and the bound port. A port
+    already in use is an error rather than silently shared (no SO_REUSEPORT)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", int(reuse_port)),
+            ("grpc.so_reuseport", 0),
         ],
     )
     server.add_generic_rpc_handlers((receiver.handler(),))

@@ -13,7 +13,6 @@ import logging
 from fastapi import APIRouter, Request, Response
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
@@ -21,6 +20,7 @@ from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import RequestInfo
 from session_bridge.keys import IngestAuth, UnauthenticatedError
 from session_bridge.pipeline import IngestPipeline, RetryableError
+from session_bridge.prepare import RawRequest
 from session_bridge.receivers.decode import (
     SUPPORTED_ENCODINGS,
     BodyFormat,
@@ -28,7 +28,6 @@ from session_bridge.receivers.decode import (
     body_format,
     decompress,
     encode,
-    parse,
 )
 from session_bridge.telemetry import BridgeMetrics
 
@@ -91,24 +90,22 @@ def traces_router(
         except UnauthenticatedError as exc:
             metrics.failed_requests.labels("http", "401").inc()
             return error_response(401, exc.message, fmt, {"WWW-Authenticate": "Basic, Bearer"})
-        message = ExportTraceServiceRequest()
         try:
-            raw = await _read_body(request, max_body_bytes)
-            data = decompress(raw, request.headers.get("content-encoding"), max_body_bytes)
-            parse(message, data, fmt)
+            body = await _read_body(request, max_body_bytes)
+            data = decompress(body, request.headers.get("content-encoding"), max_body_bytes)
+            client_ip = addresses.resolve(
+                request.client.host if request.client else None,
+                request.headers.get("forwarded"),
+                request.headers.get("x-forwarded-for"),
+            )
+            raw = RawRequest(data, fmt, project_id, RequestInfo(client_ip))
+            outcome = await pipeline.export(raw, "http")
         except DecodeFailure as exc:
             metrics.failed_requests.labels("http", str(exc.status)).inc()
             headers = (
                 {"Accept-Encoding": ", ".join(SUPPORTED_ENCODINGS)} if exc.status == 415 else None
             )
             return error_response(exc.status, exc.message, fmt, headers)
-        try:
-            client_ip = addresses.resolve(
-                request.client.host if request.client else None,
-                request.headers.get("forwarded"),
-                request.headers.get("x-forwarded-for"),
-            )
-            outcome = await pipeline.export(message, "http", RequestInfo(client_ip), project_id)
         except RetryableError as exc:
             return error_response(503, exc.message, fmt, {"Retry-After": str(exc.retry_after_s)})
         except Exception:

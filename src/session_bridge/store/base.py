@@ -19,7 +19,7 @@ class WriteBatch:
     """The spans of one export request, written in one transaction."""
 
     project_id: str
-    # None when the batch crossed to a writer process without them (see `span_rows`)
+    # None when the batch came from a map worker without them (see `span_rows`)
     records: list[SpanRecord] | None
     resources: dict[bytes, bytes] = field(default_factory=dict)
     # per-trace deltas of all `records`, folded before the write (outside any lock);
@@ -36,8 +36,8 @@ class WriteBatch:
 
 
 class NeedsRecords(Exception):
-    """Some spans of a batch sent without its records were already stored: the store
-    needs the records to fold only the new ones (rare: client retries)."""
+    """The store needs the batch's records, which it came without: some of its spans were
+    stored already, and only the new ones must be folded (rare: client retries)."""
 
 
 @dataclass(slots=True)
@@ -114,6 +114,10 @@ class Store(ABC):
     `write` is called from one writer thread at a time and commits before it
     returns: the receivers acknowledge a request only after that.
     """
+
+    # True: every batch must carry its records (the store folds them itself); False:
+    # span rows and per-trace deltas do, and `NeedsRecords` asks for more when needed
+    needs_records = False
 
     def write(self, batch: WriteBatch) -> WriteResult:
         """Write one batch; raise what made it fail."""

@@ -27,19 +27,14 @@ def postgres_settings(storage: StorageConfig) -> PostgresSettings:
     return PostgresSettings(pg.dsn, pg.schema, pg.pool_size, float(pg.connect_timeout))
 
 
-def open_store(storage: StorageConfig, *, sqlite_writer: bool = True) -> Store:
+def open_store(storage: StorageConfig) -> Store:
     """Open (and migrate) the configured store; `ConnectionError` if PostgreSQL is
-    unreachable. `sqlite_writer=False`: a SQLite store that only reads, in a receiver
-    process whose writes go to the writer process (PostgreSQL takes writers anywhere)."""
+    unreachable."""
     if storage.backend == "postgres":
         from session_bridge.store.postgres import PostgresStore
 
         return PostgresStore(postgres_settings(storage))
-    return SqliteStore(
-        sqlite_path(storage),
-        synchronous=storage.sqlite.synchronous,
-        writer=sqlite_writer,
-    )
+    return SqliteStore(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
 
 
 def describe_storage(storage: StorageConfig) -> str:

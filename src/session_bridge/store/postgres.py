@@ -224,6 +224,7 @@ def _unreachable(settings: PostgresSettings, exc: Exception) -> ConnectionError:
 class PostgresStore(SqlReads):
     dialect = POSTGRES
     span_join = "s.trace_id = t.trace_id"
+    needs_records = True
 
     def __init__(self, settings: PostgresSettings) -> None:
         self._settings = settings
@@ -331,7 +332,7 @@ def _write_group(conn: Connection, batches: Sequence[WriteBatch]) -> list[WriteR
     resources: dict[bytes, bytes] = {}
     counts: list[int] = []
     for index, batch in enumerate(batches):
-        if batch.records is None:  # only a SQLite writer process receives such batches
+        if batch.records is None:
             raise NeedsRecords("PostgreSQL writes need the records")
         resources.update(batch.resources)
         counts.append(len(batch.records))

@@ -1,8 +1,7 @@
 """SQLite store (WAL): the embedded default.
 
-One writer (the pipeline's writer thread, or with several receiver processes the
-writer process, `writer_process.py`) and any number of readers, each on its own
-connection. A write is one `BEGIN IMMEDIATE … COMMIT` per export
+One writer (the pipeline's writer thread) and any number of readers, each on its
+own connection. A write is one `BEGIN IMMEDIATE … COMMIT` per export
 request; with `synchronous=FULL` (the default) the commit is on disk before the
 request is acknowledged.
 """
@@ -121,9 +120,7 @@ class SqliteStore(SqlReads):
     dialect = SQLITE
     span_join = "s.trace_no = t.trace_no"
 
-    def __init__(self, path: Path, *, synchronous: str = "full", writer: bool = True) -> None:
-        """`writer`: this process writes (and migrates). False in receiver processes that
-        hand their writes to a writer process (`store/writer_process.py`) and only read."""
+    def __init__(self, path: Path, *, synchronous: str = "full") -> None:
         if synchronous.lower() not in {"full", "normal", "extra"}:
             raise ValueError(f"synchronous must be full, normal or extra, not {synchronous!r}")
         self._path = path
@@ -132,18 +129,14 @@ class SqliteStore(SqlReads):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer: sqlite3.Connection | None = None
-        self._checkpointer: _Checkpointer | None = None
-        if writer:
-            self._writer = self._connect(cache_kib=32_000)  # indexes being updated stay hot
-            self._migrate(self._writer)
-            # Checkpoints copy the WAL back into the database; done by the checkpointer
-            # thread (in parallel with the writer) instead of inside the commit that fills
-            # the WAL.
-            self._writer.execute("PRAGMA wal_autocheckpoint=0")
-            # after the WAL restarts, its file is cut back to this size
-            self._writer.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
-            self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
+        self._writer = self._connect(cache_kib=32_000)  # indexes being updated stay hot
+        self._migrate(self._writer)
+        # Checkpoints copy the WAL back into the database; done by the checkpointer thread
+        # (in parallel with the writer) instead of inside the commit that fills the WAL.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        # after the WAL restarts, its file is cut back to this size
+        self._writer.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
+        self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
 
     # -- connections ---------------------------------------------------------------------
 
@@ -185,10 +178,8 @@ class SqliteStore(SqlReads):
     def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
         """Group commit: one transaction (one fsync) for all batches, a savepoint each."""
         conn = self._writer
-        if conn is None:
-            raise RuntimeError("this process hands its writes to the writer process")
         results: list[WriteResult | Exception] = []
-        if self._checkpointer is not None and self._checkpointer.restart_wanted.is_set():
+        if self._checkpointer.restart_wanted.is_set():
             self._checkpointer.restart_wanted.clear()
             # copy the few frames the checkpointer has not yet, between two transactions:
             # with every frame in the database, the next transaction starts the WAL over
@@ -375,14 +366,12 @@ class SqliteStore(SqlReads):
         self._reader().execute("SELECT 1").fetchone()
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
+        self._checkpointer.stop()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
-        if self._writer is not None:
-            self._writer.close()
+        self._writer.close()
 
 
 def _export_hold(conn: sqlite3.Connection) -> int:

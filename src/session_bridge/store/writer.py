@@ -11,22 +11,10 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Protocol
 
 from session_bridge.store.base import Store, WriteBatch, WriteResult
 
 _STOP = None
-
-
-class BatchWriter(Protocol):
-    """Where the pipeline sends its batches: this process's writer thread, or the
-    writer process of several receivers (`writer_process.RemoteWriter`)."""
-
-    def submit(self, batch: WriteBatch) -> Future[WriteResult]: ...
-
-    def close(self) -> None:
-        """Finish (or hand over) what was submitted, then stop."""
-        ...
 
 
 class GroupCommitWriter:

@@ -1,0 +1,54 @@
+"""One export request, from its body to the batch the store writes:
+decode -> map -> enrich -> fold per trace.
+
+This is the CPU work of ingest. It runs in the receiving process, or, with
+`receivers.otlp.workers` > 1, in a map worker process (`workers.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from session_bridge.enrich.stage import Enricher, RequestInfo
+from session_bridge.mapping.mapper import map_request
+from session_bridge.receivers.decode import BodyFormat, parse
+from session_bridge.rollup.binding import fold_by_trace
+from session_bridge.store.base import WriteBatch
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """An OTLP trace export as received: the (decompressed) body and who sent it."""
+
+    body: bytes
+    fmt: BodyFormat
+    project_id: str
+    info: RequestInfo = field(default_factory=RequestInfo)
+
+
+@dataclass(slots=True)
+class PreparedRequest:
+    batch: WriteBatch | None  # None when no span was accepted
+    accepted: int
+    rejected: int
+    error_message: str
+
+
+def decode(raw: RawRequest) -> ExportTraceServiceRequest:
+    """The request message; `DecodeFailure(400)` when the body is not OTLP."""
+    request = ExportTraceServiceRequest()
+    parse(request, raw.body, raw.fmt)
+    return request
+
+
+def prepare(raw: RawRequest, enricher: Enricher | None) -> PreparedRequest:
+    mapped = map_request(decode(raw))
+    records = mapped.records
+    if not records:
+        return PreparedRequest(None, 0, mapped.rejected, mapped.error_message)
+    if enricher is not None:
+        enricher.enrich(records, raw.info)
+    batch = WriteBatch(raw.project_id, records, mapped.resources, fold_by_trace(records))
+    return PreparedRequest(batch, len(records), mapped.rejected, mapped.error_message)
