@@ -129,7 +129,7 @@ class SqliteStore(SqlReads):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer = self._connect(cache_kib=32_000)  # indexes being updated stay hot
+        self._writer = self._connect(cache_kib=16_000)  # indexes being updated stay hot
         self._migrate(self._writer)
         # Checkpoints copy the WAL back into the database; done by the checkpointer thread
         # (in parallel with the writer) instead of inside the commit that fills the WAL.
