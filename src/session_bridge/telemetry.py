@@ -81,7 +81,7 @@ class BridgeMetrics:
 
     def exposition(self) -> bytes:
         if os.environ.get(METRICS_DIR_ENV):
-            # receiver workers: every process's values, summed (prometheus-client's files)
+            # map workers: every process's values, summed (prometheus-client's files)
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
