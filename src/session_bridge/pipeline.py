@@ -100,9 +100,7 @@ class IngestPipeline:
         # refuse before preparing: an overloaded bridge should not spend CPU on work it drops
         refusal = self._admission.refusal() if self._admission is not None else None
         if refusal is None and self._pending >= self._max_pending:
-            refusal = (
-                f"the bridge is busy ({self._pending} requests waiting for the store); retry later"
-            )
+            refusal = f"the bridge is busy ({self._pending} requests in progress); retry later"
         if refusal is not None:
             self._metrics.refused_spans.labels(transport).inc(_span_count(raw))
             raise RetryableError(refusal, self._retry_after_s)

@@ -128,7 +128,6 @@ class Bridge:
         self.exports: ExportService | None = None
         self._passthrough: Passthrough | None = None
         self.enrich_description: list[str] = []
-        self.map_workers: MapWorkerPool | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -152,8 +151,9 @@ class Bridge:
             self.exports.start()
         preparer: Preparer
         if otlp.workers > 1:
-            self.map_workers = preparer = MapWorkerPool(cfg, otlp.workers)
-            self.enrich_description = await asyncio.to_thread(self.map_workers.start)
+            pool = MapWorkerPool(cfg, otlp.workers)
+            self.enrich_description = await asyncio.to_thread(pool.start)
+            preparer = pool
         else:
             enricher = Enricher(cfg, metrics)
             self.enrich_description = enricher.describe()

@@ -145,9 +145,6 @@ class MapWorkerPool:
             _end(link.process)
             _mark_dead(link.process.pid)
 
-    def pids(self) -> list[int]:
-        return [link.process.pid for link in self._links]
-
 
 class _WorkerLink:
     """The bridge's end of one worker's socket: requests out, prepared batches back."""
