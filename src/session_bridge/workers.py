@@ -12,8 +12,9 @@ enrichment code alone.
 One socket pair per worker carries pickled tuples:
 bridge -> worker `(seq, raw_request, with_records)`; worker -> bridge `(seq, outcome)`,
 the outcome being `("ok", accepted, rejected, error_message, batch)`, where `batch`
-is None (no span accepted) or `(project_id, span_rows, resources, trace_deltas,
-records)` with the records only if asked for and the span rows otherwise;
+is None (no span accepted) or `(project_id, records, resources, trace_deltas,
+span_table, span_count)` with the records only if asked for and the span table
+(`store.sqlite.span_table`) otherwise;
 `("invalid", http_status, message)` (not OTLP) or `("failed", message)`.
 
 A worker ends when its socket closes: the bridge stops, or died. A worker that dies
@@ -46,6 +47,7 @@ from session_bridge.pipeline import RetryableError
 from session_bridge.prepare import PreparedRequest, RawRequest, prepare
 from session_bridge.receivers.decode import DecodeFailure
 from session_bridge.store.base import WriteBatch
+from session_bridge.store.sqlite import span_table
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -238,8 +240,7 @@ def _resolve(future: Future[PreparedRequest], outcome: tuple[Any, ...]) -> None:
         _, accepted, rejected, error_message, shipped = outcome
         batch = None
         if shipped is not None:
-            project_id, rows, resources, deltas, records = shipped
-            batch = WriteBatch(project_id, records, resources, deltas, rows)
+            batch = WriteBatch(*shipped)
         future.set_result(PreparedRequest(batch, accepted, rejected, error_message))
     elif kind == "invalid":
         future.set_exception(DecodeFailure(outcome[1], outcome[2]))
@@ -269,18 +270,22 @@ def _mark_dead(pid: int) -> None:
 def _outcome(raw: RawRequest, enricher: Enricher, with_records: bool) -> tuple[Any, ...]:
     try:
         prepared = prepare(raw, enricher)
+        shipped = None if prepared.batch is None else _shipped(prepared.batch, with_records)
     except DecodeFailure as exc:
         return ("invalid", exc.status, exc.message)
     except Exception as exc:
         log.exception("preparing an export request failed")
         return ("failed", f"the spans could not be prepared: {exc}")
-    batch = prepared.batch
-    shipped = None
-    if batch is not None:
-        rows = None if with_records else batch.rows()
-        records = batch.records if with_records else None
-        shipped = (batch.project_id, rows, batch.resources, batch.trace_deltas, records)
     return ("ok", prepared.accepted, prepared.rejected, prepared.error_message, shipped)
+
+
+def _shipped(batch: WriteBatch, with_records: bool) -> tuple[Any, ...]:
+    """The `WriteBatch` fields to send: its records, or (lighter to send, and bound here
+    rather than in the writer) its span table."""
+    if with_records:
+        return (batch.project_id, batch.records, batch.resources, batch.trace_deltas)
+    table = span_table(batch.rows())
+    return (batch.project_id, None, batch.resources, batch.trace_deltas, table, batch.received())
 
 
 def _worker_main(fd: int) -> None:

@@ -19,20 +19,24 @@ class WriteBatch:
     """The spans of one export request, written in one transaction."""
 
     project_id: str
-    # None when the batch came from a map worker without them (see `span_rows`)
+    # None when the batch came from a map worker without them (see `span_table`)
     records: list[SpanRecord] | None
     resources: dict[bytes, bytes] = field(default_factory=dict)
     # per-trace deltas of all `records`, folded before the write (outside any lock);
     # a store may use them when every record turns out to be new
     trace_deltas: dict[bytes, TraceDelta] | None = None
-    # the records as `columns.span_row` tuples, when built before the write
-    span_rows: list[tuple[Any, ...]] | None = None
+    # from a map worker, for the SQLite store: the span rows as a serialized SQLite
+    # database (`store.sqlite.span_table`), and how many spans the request carried
+    span_table: bytes | None = None
+    span_count: int = 0
 
     def rows(self) -> list[tuple[Any, ...]]:
-        """The span rows, built from the records the first time they are asked for."""
-        if self.span_rows is None:
-            self.span_rows = [columns.span_row(r, self.project_id) for r in self.records or ()]
-        return self.span_rows
+        """The records as `columns.span_row` tuples."""
+        return [columns.span_row(r, self.project_id) for r in self.records or ()]
+
+    def received(self) -> int:
+        """How many spans the request carried (any it repeated included)."""
+        return len(self.records) if self.records is not None else self.span_count
 
 
 class NeedsRecords(Exception):

@@ -15,7 +15,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from session_bridge.rollup.binding import TraceState, plan_from_deltas, plan_rollups
+from session_bridge.rollup.binding import (
+    TraceState,
+    fold_by_trace,
+    plan_from_deltas,
+    plan_rollups,
+)
 from session_bridge.rollup.rollup import merge
 from session_bridge.store import columns
 from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
@@ -109,11 +114,42 @@ sqlite3.register_adapter(type(None), _NOTHING.get)  # _NOTHING.get(None) is None
 sqlite3.register_adapter(bool, int)
 sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b
 
-_SPAN_INSERT_COLUMNS = (*columns.SPAN_WRITE_COLUMNS, "trace_no")
-_INSERT_SPAN = (
-    f"INSERT INTO spans ({', '.join(_SPAN_INSERT_COLUMNS)})"
-    f" VALUES ({', '.join('?' for _ in _SPAN_INSERT_COLUMNS)})"
+# The spans of the batch being written sit in a table of their own, in the writer's
+# schema `batch`: a map worker ships them as a serialized database that replaces the
+# schema whole (`span_table`); any other batch is loaded into it row by row. Either way
+# they then go into `spans` with one INSERT ... SELECT that runs in C without the GIL;
+# a row-by-row insert releases and takes the GIL again for every row, and waits for it
+# behind this process's receiving threads. Untyped columns, no NOT NULL: the batch
+# table only drops spans the request repeats; `spans` checks the values.
+_BATCH_COLUMNS = columns.SPAN_WRITE_COLUMNS[:-1]  # all but session_id: its trace's
+_BATCH_DDL = (
+    f"CREATE TABLE {{schema}}.spans ({', '.join(_BATCH_COLUMNS)}, UNIQUE (trace_id, span_id))"
 )
+_BATCH_LOAD = (
+    f"INSERT OR IGNORE INTO {{schema}}.spans VALUES ({', '.join('?' for _ in _BATCH_COLUMNS)})"
+)
+# CROSS JOIN keeps the batch's order: spans are stored (and exported) as received
+_INSERT_SPANS = (
+    f"INSERT INTO main.spans ({', '.join(_BATCH_COLUMNS)}, session_id, trace_no)"
+    f" SELECT {', '.join('b.' + name for name in _BATCH_COLUMNS)}, t.session_id, t.trace_no"
+    " FROM batch.spans b CROSS JOIN main.traces t ON t.trace_id = b.trace_id"
+)
+_INSERT_NEW_SPANS = (
+    f"{_INSERT_SPANS} WHERE NOT EXISTS"
+    " (SELECT 1 FROM main.spans s WHERE s.trace_no = t.trace_no AND s.span_id = b.span_id)"
+)
+
+
+def span_table(rows: Iterable[tuple[Any, ...]]) -> bytes:
+    """`columns.span_row` tuples as the serialized database `WriteBatch.span_table`
+    carries: a map worker binds the rows, so the writer only copies them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(_BATCH_DDL.format(schema="main"))
+        conn.executemany(_BATCH_LOAD.format(schema="main"), rows)
+        return conn.serialize()
+    finally:
+        conn.close()
 
 
 class SqliteStore(SqlReads):
@@ -136,6 +172,8 @@ class SqliteStore(SqlReads):
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         # after the WAL restarts, its file is cut back to this size
         self._writer.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
+        self._writer.execute("ATTACH ':memory:' AS batch")
+        self._writer.execute(_BATCH_DDL.format(schema="batch"))
         self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
 
     # -- connections ---------------------------------------------------------------------
@@ -204,22 +242,25 @@ class SqliteStore(SqlReads):
         return results
 
     def _apply(self, conn: sqlite3.Connection, batch: WriteBatch) -> WriteResult:
-        rows = batch.rows()
-        unique: dict[tuple[bytes, bytes], tuple[Any, ...]] = {}
-        for row in rows:
-            unique.setdefault((row[0], row[1]), row)  # (trace_id, span_id)
-        trace_ids = list({key[0] for key in unique})
-        numbers, existing = self._trace_states(conn, trace_ids)
-        seen = self._existing_spans(conn, numbers)
-        new = [row for key, row in unique.items() if key not in seen]
-        if batch.trace_deltas is not None and len(new) == len(rows):
-            plan = plan_from_deltas(batch.trace_deltas, existing)  # the common case: no retries
+        if batch.span_table is not None:
+            conn.deserialize(batch.span_table, name="batch")
+        else:
+            conn.execute("DELETE FROM batch.spans")
+            conn.executemany(_BATCH_LOAD.format(schema="batch"), batch.rows())
+        deltas = batch.trace_deltas
+        if deltas is None:
+            deltas = fold_by_trace(batch.records or ())
+        numbers, existing = self._trace_states(conn, list(deltas))
+        stored_before = self._stored_before(conn, list(numbers.values()))
+        if not stored_before:
+            plan = plan_from_deltas(deltas, existing)  # the common case: no retries
         elif batch.records is not None:
+            seen = self._existing_spans(conn, numbers)
             plan = plan_rollups(
                 (r for r in batch.records if (r.trace_id, r.span_id) not in seen), existing
             )
         else:
-            raise NeedsRecords(f"{len(rows) - len(new)} of {len(rows)} spans were stored before")
+            raise NeedsRecords(f"{stored_before} of {batch.received()} spans were stored before")
         if batch.resources:
             conn.executemany(
                 "INSERT OR IGNORE INTO resources VALUES (?, ?)", batch.resources.items()
@@ -233,13 +274,7 @@ class SqliteStore(SqlReads):
                 for tid, state in plan.traces.items()
             ],
         )
-        fresh = [tid for tid in plan.traces if tid not in numbers]
-        if fresh:
-            numbers.update(self._trace_numbers(conn, fresh))
-        traces = plan.traces
-        conn.executemany(
-            _INSERT_SPAN, [(*row, traces[row[0]].session_id, numbers[row[0]]) for row in new]
-        )
+        stored = conn.execute(_INSERT_NEW_SPANS if stored_before else _INSERT_SPANS).rowcount
         # spans stored before their trace was named now name its session too (a trace
         # first seen in this batch has no such spans: it was inserted named)
         orphans = [(sid, numbers[tid]) for tid, sid in plan.newly_bound.items() if tid in existing]
@@ -249,7 +284,22 @@ class SqliteStore(SqlReads):
                 orphans,
             )
         self._merge_sessions(conn, batch.project_id, plan.sessions)
-        return WriteResult(stored=len(new), duplicates=len(rows) - len(new))
+        return WriteResult(stored=stored, duplicates=batch.received() - stored)
+
+    @staticmethod
+    def _stored_before(conn: sqlite3.Connection, trace_numbers: Sequence[int]) -> int:
+        """How many spans of the batch (`batch.spans`) these stored traces hold already."""
+        count = 0
+        for chunk in _chunks(trace_numbers):
+            (found,) = conn.execute(
+                "SELECT count(*) FROM main.traces t"
+                " JOIN main.spans s ON s.trace_no = t.trace_no"
+                " JOIN batch.spans b ON b.trace_id = t.trace_id AND b.span_id = s.span_id"
+                f" WHERE t.trace_no IN ({_marks(chunk)})",
+                chunk,
+            ).fetchone()
+            count += found
+        return count
 
     @staticmethod
     def _existing_spans(
@@ -281,18 +331,6 @@ class SqliteStore(SqlReads):
                 numbers[row[0]] = row[1]
                 states[row[0]] = TraceState(row[2], columns.from_row(row[3:]))
         return numbers, states
-
-    @staticmethod
-    def _trace_numbers(conn: sqlite3.Connection, trace_ids: Sequence[bytes]) -> dict[bytes, int]:
-        numbers: dict[bytes, int] = {}
-        for chunk in _chunks(trace_ids):
-            numbers.update(
-                conn.execute(
-                    f"SELECT trace_id, trace_no FROM traces WHERE trace_id IN ({_marks(chunk)})",
-                    chunk,
-                )
-            )
-        return numbers
 
     @staticmethod
     def _merge_sessions(conn: sqlite3.Connection, project_id: str, deltas: dict[str, Any]) -> None:
