@@ -13,6 +13,7 @@ from session_bridge.mapping.mapper import map_request
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import NeedsRecords, SessionQuery, WriteBatch, WriteResult
 from session_bridge.store.sqlite import SqliteStore, span_table
+from session_bridge.workers import _shipped
 from tests.otlp_builders import proto_request, proto_span
 
 LLM = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
@@ -27,14 +28,8 @@ def _spans(trace: bytes, session: str, count: int) -> list[Span]:
 def _as_from_worker(batch: WriteBatch) -> WriteBatch:
     """`batch` as a map worker sends it: per-trace deltas and a span table, no records."""
     assert batch.records is not None
-    return WriteBatch(
-        batch.project_id,
-        None,
-        batch.resources,
-        fold_by_trace(batch.records),
-        span_table(batch.rows()),
-        len(batch.records),
-    )
+    batch.trace_deltas = fold_by_trace(batch.records)
+    return WriteBatch(*_shipped(batch, with_records=False))
 
 
 def _batch(spans: list[Span]) -> WriteBatch:

@@ -122,12 +122,20 @@ sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b
 # behind this process's receiving threads. Untyped columns, no NOT NULL: the batch
 # table only drops spans the request repeats; `spans` checks the values.
 _BATCH_COLUMNS = columns.SPAN_WRITE_COLUMNS[:-1]  # all but session_id: its trace's
-_BATCH_DDL = (
-    f"CREATE TABLE {{schema}}.spans ({', '.join(_BATCH_COLUMNS)}, UNIQUE (trace_id, span_id))"
-)
-_BATCH_LOAD = (
-    f"INSERT OR IGNORE INTO {{schema}}.spans VALUES ({', '.join('?' for _ in _BATCH_COLUMNS)})"
-)
+
+
+def _batch_table_sql(schema: str) -> tuple[str, str]:
+    """CREATE TABLE and INSERT of the batch table in `schema`."""
+    columns_list = ", ".join(_BATCH_COLUMNS)
+    marks = ", ".join("?" for _ in _BATCH_COLUMNS)
+    return (
+        f"CREATE TABLE {schema}.spans ({columns_list}, UNIQUE (trace_id, span_id))",
+        f"INSERT OR IGNORE INTO {schema}.spans VALUES ({marks})",
+    )
+
+
+_TABLE_DDL, _TABLE_LOAD = _batch_table_sql("main")  # a worker's own database
+_BATCH_DDL, _BATCH_LOAD = _batch_table_sql("batch")  # the writer's attached one
 # CROSS JOIN keeps the batch's order: spans are stored (and exported) as received
 _INSERT_SPANS = (
     f"INSERT INTO main.spans ({', '.join(_BATCH_COLUMNS)}, session_id, trace_no)"
@@ -145,8 +153,8 @@ def span_table(rows: Iterable[tuple[Any, ...]]) -> bytes:
     carries: a map worker binds the rows, so the writer only copies them."""
     conn = sqlite3.connect(":memory:")
     try:
-        conn.execute(_BATCH_DDL.format(schema="main"))
-        conn.executemany(_BATCH_LOAD.format(schema="main"), rows)
+        conn.execute(_TABLE_DDL)
+        conn.executemany(_TABLE_LOAD, rows)
         return conn.serialize()
     finally:
         conn.close()
@@ -173,7 +181,7 @@ class SqliteStore(SqlReads):
         # after the WAL restarts, its file is cut back to this size
         self._writer.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
         self._writer.execute("ATTACH ':memory:' AS batch")
-        self._writer.execute(_BATCH_DDL.format(schema="batch"))
+        self._writer.execute(_BATCH_DDL)
         self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
 
     # -- connections ---------------------------------------------------------------------
@@ -246,7 +254,7 @@ class SqliteStore(SqlReads):
             conn.deserialize(batch.span_table, name="batch")
         else:
             conn.execute("DELETE FROM batch.spans")
-            conn.executemany(_BATCH_LOAD.format(schema="batch"), batch.rows())
+            conn.executemany(_BATCH_LOAD, batch.rows())
         deltas = batch.trace_deltas
         if deltas is None:
             deltas = fold_by_trace(batch.records or ())
