@@ -31,8 +31,16 @@ class WriteBatch:
     span_count: int = 0
 
     def rows(self) -> list[tuple[Any, ...]]:
-        """The records as `columns.span_row` tuples."""
-        return [columns.span_row(r, self.project_id) for r in self.records or ()]
+        """The records as `columns.span_row` tuples, each span once (the first, if the
+        request repeated it)."""
+        rows: list[tuple[Any, ...]] = []
+        seen: set[bytes] = set()
+        for record in self.records or ():
+            key = record.trace_id + record.span_id
+            if key not in seen:
+                seen.add(key)
+                rows.append(columns.span_row(record, self.project_id))
+        return rows
 
     def received(self) -> int:
         """How many spans the request carried (any it repeated included)."""

@@ -108,19 +108,20 @@ CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (end_ns);
 # sqlite3 binds only int, float, str and bytearray directly; None, bool and bytes (most
 # of a span row) first go through a failed adapter lookup (~0.5 us each, ~2 us per span
 # row). Registered adapters are found at once and are C callables: the values bind as
-# before (NULL, 0/1, BLOB).
+# before (NULL, 0/1, BLOB). For bytes, `bytes.__bytes__` (b itself) rather than `bytes`,
+# whose call looks up `__bytes__` first: ~0.2 us less per value.
 _NOTHING: dict[None, None] = {}
 sqlite3.register_adapter(type(None), _NOTHING.get)  # _NOTHING.get(None) is None
 sqlite3.register_adapter(bool, int)
-sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b
+sqlite3.register_adapter(bytes, bytes.__bytes__)
 
 # The spans of the batch being written sit in a table of their own, in the writer's
 # schema `batch`: a map worker ships them as a serialized database that replaces the
 # schema whole (`span_table`); any other batch is loaded into it row by row. Either way
 # they then go into `spans` with one INSERT ... SELECT that runs in C without the GIL;
 # a row-by-row insert releases and takes the GIL again for every row, and waits for it
-# behind this process's receiving threads. Untyped columns, no NOT NULL: the batch
-# table only drops spans the request repeats; `spans` checks the values.
+# behind this process's receiving threads. Untyped columns, no constraint, no index
+# (`WriteBatch.rows` holds each span once): `spans` checks the values.
 _BATCH_COLUMNS = columns.SPAN_WRITE_COLUMNS[:-1]  # all but session_id: its trace's
 
 
@@ -129,8 +130,8 @@ def _batch_table_sql(schema: str) -> tuple[str, str]:
     columns_list = ", ".join(_BATCH_COLUMNS)
     marks = ", ".join("?" for _ in _BATCH_COLUMNS)
     return (
-        f"CREATE TABLE {schema}.spans ({columns_list}, UNIQUE (trace_id, span_id))",
-        f"INSERT OR IGNORE INTO {schema}.spans VALUES ({marks})",
+        f"CREATE TABLE {schema}.spans ({columns_list})",
+        f"INSERT INTO {schema}.spans VALUES ({marks})",
     )
 
 
@@ -259,7 +260,7 @@ class SqliteStore(SqlReads):
         if deltas is None:
             deltas = fold_by_trace(batch.records or ())
         numbers, existing = self._trace_states(conn, list(deltas))
-        stored_before = self._stored_before(conn, list(numbers.values()))
+        stored_before = self._stored_before(conn, list(numbers))
         if not stored_before:
             plan = plan_from_deltas(deltas, existing)  # the common case: no retries
         elif batch.records is not None:
@@ -295,15 +296,16 @@ class SqliteStore(SqlReads):
         return WriteResult(stored=stored, duplicates=batch.received() - stored)
 
     @staticmethod
-    def _stored_before(conn: sqlite3.Connection, trace_numbers: Sequence[int]) -> int:
+    def _stored_before(conn: sqlite3.Connection, stored_traces: Sequence[bytes]) -> int:
         """How many spans of the batch (`batch.spans`) these stored traces hold already."""
         count = 0
-        for chunk in _chunks(trace_numbers):
+        # the batch table has no index: scan it, and look up only the spans of these traces
+        for chunk in _chunks(stored_traces):
             (found,) = conn.execute(
-                "SELECT count(*) FROM main.traces t"
-                " JOIN main.spans s ON s.trace_no = t.trace_no"
-                " JOIN batch.spans b ON b.trace_id = t.trace_id AND b.span_id = s.span_id"
-                f" WHERE t.trace_no IN ({_marks(chunk)})",
+                "SELECT count(*) FROM batch.spans b"
+                " CROSS JOIN main.traces t ON t.trace_id = b.trace_id"
+                " CROSS JOIN main.spans s ON s.trace_no = t.trace_no AND s.span_id = b.span_id"
+                f" WHERE b.trace_id IN ({_marks(chunk)})",
                 chunk,
             ).fetchone()
             count += found
