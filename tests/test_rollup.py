@@ -8,9 +8,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from session_bridge.model import ClientInfo, EventType, LlmUsage, SpanRecord
+from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanRecord
 from session_bridge.rollup.binding import TraceState, plan_rollups
-from session_bridge.rollup.rollup import Rollup, from_span, merge
+from session_bridge.rollup.rollup import Rollup, add_span, from_span, merge
 from tests import strategies
 
 rollups = strategies.rollups(
@@ -33,6 +33,67 @@ def test_merge_is_associative(a: Rollup, b: Rollup, c: Rollup) -> None:
 @given(rollups)
 def test_empty_rollup_is_identity(a: Rollup) -> None:
     assert merge(a, Rollup()) == a
+
+
+texts = st.sampled_from(["a", "b", "c"])
+span_records = st.builds(
+    SpanRecord,
+    trace_id=st.just(bytes(16)),
+    span_id=st.just(bytes(8)),
+    parent_span_id=st.none(),
+    name=st.just("s"),
+    kind=st.just(1),
+    start_ns=st.integers(0, 5),  # overlaps the stamps of `rollups`, to force ties
+    end_ns=st.integers(0, 10),
+    status_code=st.just(0),
+    status_message=st.just(""),
+    event_type=st.just(EventType.SPAN),
+    is_error=st.booleans(),
+    service=st.none() | texts,
+    environment=st.none() | texts,
+    user_id=st.none() | texts,
+    client=st.none() | st.builds(ClientInfo, ip=st.none() | texts, os=st.none() | texts),
+    geo=st.none() | st.builds(GeoInfo, city=st.none() | texts),
+    llm=st.none()
+    | st.builds(
+        LlmUsage,
+        provider=st.none() | texts,
+        model=st.none() | texts,
+        input_tokens=st.integers(0, 9),
+        output_tokens=st.integers(0, 9),
+        cache_read_tokens=st.integers(0, 9),
+        cache_creation_tokens=st.integers(0, 9),
+        reasoning_tokens=st.integers(0, 9),
+    ),
+    cost_usd=st.none() | st.floats(0, 1),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(rollups, span_records)
+def test_adding_a_span_is_merging_its_rollup(a: Rollup, span: SpanRecord) -> None:
+    expected = merge(a, from_span(span))
+    add_span(a, span)
+    assert a == expected
+
+
+def test_a_span_alone() -> None:
+    span = _span(1, 1, 100, user_id="u", service="svc", client=ClientInfo(ip="10.0.0.1"))
+    span.llm = LlmUsage(provider="openai", model="m", input_tokens=5)
+    span.cost_usd = 0.5
+    assert from_span(span) == Rollup(
+        start_ns=100,
+        end_ns=110,
+        span_count=1,
+        services=frozenset({"svc"}),
+        user_id=(100, "u"),
+        client=(100, '{"ip": "10.0.0.1"}'),
+        request_count=1,
+        input_tokens=5,
+        cost_nano_usd=500_000_000,
+        models=frozenset({"m"}),
+        providers=frozenset({"openai"}),
+    )
 
 
 def _span(

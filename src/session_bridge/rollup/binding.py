@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from session_bridge.model import SpanRecord
-from session_bridge.rollup.rollup import Rollup, from_span, merge, merge_into
+from session_bridge.rollup.rollup import Rollup, add_span, merge
 
 
 @dataclass(slots=True)
@@ -45,14 +45,12 @@ def fold_by_trace(records: Iterable[SpanRecord]) -> dict[bytes, TraceDelta]:
         if key in seen:
             continue
         seen.add(key)
-        span_rollup = from_span(record)
         delta = deltas.get(record.trace_id)
         if delta is None:
-            deltas[record.trace_id] = TraceDelta(span_rollup, record.session_id)
-            continue
-        merge_into(delta.rollup, span_rollup)
-        if delta.session_id is None:
+            delta = deltas[record.trace_id] = TraceDelta(Rollup(), record.session_id)
+        elif delta.session_id is None:
             delta.session_id = record.session_id
+        add_span(delta.rollup, record)
     return deltas
 
 

@@ -95,26 +95,24 @@ def _expression(rule: Merge, a: str, b: str) -> str:
     return f"{b} if {a} is None else ({a} if {b} is None else {pick}({a}, {b}))"
 
 
-def _compile_merges() -> tuple[
-    Callable[[Rollup, Rollup], Rollup], Callable[[Rollup, Rollup], None]
-]:
+def _compile_merge() -> Callable[[Rollup, Rollup], Rollup]:
     # Generated from ROLLUP_COLUMNS so that the rules stay in that one table while
-    # the merge itself runs as straight-line code (it runs once per span on ingest).
+    # the merge itself runs as straight-line code (the writer runs it per trace and
+    # per session it touches).
     args = ", ".join(
         f"{name}=({_expression(rule, 'a.' + name, 'b.' + name)})"
         for name, rule in ROLLUP_COLUMNS.items()
     )
-    body = "\n".join(
-        f"    a.{name} = {_expression(rule, 'a.' + name, 'b.' + name)}"
-        for name, rule in ROLLUP_COLUMNS.items()
-    )
-    source = f"def merge(a, b):\n    return Rollup({args})\n\ndef merge_into(a, b):\n{body}\n"
     namespace: dict[str, Any] = {"Rollup": Rollup}
-    exec(compile(source, "<rollup merge>", "exec"), namespace)
-    return namespace["merge"], namespace["merge_into"]
+    exec(
+        compile(f"def merge(a, b):\n    return Rollup({args})\n", "<rollup merge>", "exec"),
+        namespace,
+    )
+    merge_function: Callable[[Rollup, Rollup], Rollup] = namespace["merge"]
+    return merge_function
 
 
-_merge, _merge_into = _compile_merges()
+_merge = _compile_merge()
 
 
 def merge(a: Rollup, b: Rollup) -> Rollup:
@@ -122,42 +120,63 @@ def merge(a: Rollup, b: Rollup) -> Rollup:
     return _merge(a, b)
 
 
-def merge_into(a: Rollup, b: Rollup) -> None:
-    """`a = merge(a, b)`, in place."""
-    _merge_into(a, b)
-
-
 def from_span(record: SpanRecord) -> Rollup:
     """The contribution of one span (trace_count is added when a trace joins a session)."""
-    stamp = record.start_ns
-    rollup = Rollup(
-        start_ns=record.start_ns,
-        end_ns=max(record.end_ns, record.start_ns),
-        span_count=1,
-        error_count=1 if record.is_error else 0,
-        services=frozenset((record.service,)) if record.service else frozenset(),
-        user_id=(stamp, record.user_id) if record.user_id else None,
-        environment=(stamp, record.environment) if record.environment else None,
-        client=(stamp, _compact_json(record.client)) if record.client else None,
-        geo=(stamp, _compact_json(record.geo)) if record.geo else None,
-    )
-    llm = record.llm
-    if llm is not None:
-        rollup.request_count = 1
-        rollup.input_tokens = llm.input_tokens
-        rollup.output_tokens = llm.output_tokens
-        rollup.cache_read_tokens = llm.cache_read_tokens
-        rollup.cache_creation_tokens = llm.cache_creation_tokens
-        rollup.reasoning_tokens = llm.reasoning_tokens
-        if record.cost_usd is None:
-            rollup.unpriced_count = 1
-        else:
-            rollup.cost_nano_usd = round(record.cost_usd * NANO_USD)
-        if llm.model:
-            rollup.models = frozenset((llm.model,))
-        if llm.provider:
-            rollup.providers = frozenset((llm.provider,))
+    rollup = Rollup()
+    add_span(rollup, record)
     return rollup
+
+
+def add_span(rollup: Rollup, record: SpanRecord) -> None:
+    """`rollup = merge(rollup, from_span(record))`, in place and without building the
+    span's own rollup: folding runs this once per span. The one statement of what a
+    span contributes; the tests hold it to `merge`."""
+    start = record.start_ns
+    end = record.end_ns if record.end_ns > start else start
+    if rollup.start_ns is None or start < rollup.start_ns:
+        rollup.start_ns = start
+    if rollup.end_ns is None or end > rollup.end_ns:
+        rollup.end_ns = end
+    rollup.span_count += 1
+    if record.is_error:
+        rollup.error_count += 1
+    if record.service and record.service not in rollup.services:
+        rollup.services = rollup.services | {record.service}
+    # EARLIEST columns: the (stamp, value) pair that compares lower; the JSON of a
+    # client or place is built only when its stamp can win
+    if record.user_id and _may_precede(rollup.user_id, start):
+        rollup.user_id = _earlier(rollup.user_id, (start, record.user_id))
+    if record.environment and _may_precede(rollup.environment, start):
+        rollup.environment = _earlier(rollup.environment, (start, record.environment))
+    if record.client is not None and _may_precede(rollup.client, start):
+        rollup.client = _earlier(rollup.client, (start, _compact_json(record.client)))
+    if record.geo is not None and _may_precede(rollup.geo, start):
+        rollup.geo = _earlier(rollup.geo, (start, _compact_json(record.geo)))
+    llm = record.llm
+    if llm is None:
+        return
+    rollup.request_count += 1
+    rollup.input_tokens += llm.input_tokens
+    rollup.output_tokens += llm.output_tokens
+    rollup.cache_read_tokens += llm.cache_read_tokens
+    rollup.cache_creation_tokens += llm.cache_creation_tokens
+    rollup.reasoning_tokens += llm.reasoning_tokens
+    if record.cost_usd is None:
+        rollup.unpriced_count += 1
+    else:
+        rollup.cost_nano_usd += round(record.cost_usd * NANO_USD)
+    if llm.model and llm.model not in rollup.models:
+        rollup.models = rollup.models | {llm.model}
+    if llm.provider and llm.provider not in rollup.providers:
+        rollup.providers = rollup.providers | {llm.provider}
+
+
+def _may_precede(current: Stamped | None, stamp: int) -> bool:
+    return current is None or stamp <= current[0]
+
+
+def _earlier(current: Stamped | None, candidate: Stamped) -> Stamped:
+    return candidate if current is None or candidate < current else current
 
 
 def _compact_json(value: ClientInfo | GeoInfo) -> str:
