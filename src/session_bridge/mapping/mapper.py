@@ -102,10 +102,14 @@ def _collect(attributes: Iterable[KeyValue]) -> dict[int, Any]:
         if fld in ranks and ranks[fld] <= rank:
             continue
         any_val = kv.value
-        which = any_val.WhichOneof("value")
-        value = getattr(any_val, which) if which in scalars else any_value(any_val)
-        if value is None or value == "":
-            continue
+        # most values are strings: a non-empty string_value is the value (it is the
+        # oneof's default, "", when another member is set)
+        value = any_val.string_value
+        if not value:
+            which = any_val.WhichOneof("value")
+            value = getattr(any_val, which) if which in scalars else any_value(any_val)
+            if value is None or value == "":
+                continue
         values[fld] = value
         ranks[fld] = rank
     return values
