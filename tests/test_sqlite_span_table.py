@@ -4,6 +4,7 @@ SQLite database (`span_table`), which the writer copies into `spans` in one stat
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from session_bridge.mapping.mapper import map_request
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import NeedsRecords, SessionQuery, WriteBatch, WriteResult
 from session_bridge.store.sqlite import SqliteStore, span_table
-from session_bridge.workers import _shipped
+from session_bridge.workers import _batch_of, _shipped
 from tests.otlp_builders import proto_request, proto_span
 
 LLM = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
@@ -29,7 +30,9 @@ def _as_from_worker(batch: WriteBatch) -> WriteBatch:
     """`batch` as a map worker sends it: per-trace deltas and a span table, no records."""
     assert batch.records is not None
     batch.trace_deltas = fold_by_trace(batch.records)
-    return WriteBatch(*_shipped(batch, with_records=False))
+    received = _batch_of(pickle.loads(pickle.dumps(_shipped(batch, with_records=False))))
+    assert received.trace_deltas == batch.trace_deltas
+    return received
 
 
 def _batch(spans: list[Span]) -> WriteBatch:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -80,6 +81,12 @@ ROLLUP_COLUMNS: dict[str, Merge] = {
     "models": Merge.UNION,
     "providers": Merge.UNION,
 }
+
+# A rollup's field values in field order (`Rollup(*rollup_values(r))` equals `r`): how a
+# map worker ships rollups, since a tuple pickles ~4x cheaper than a slots dataclass.
+rollup_values: Callable[[Rollup], tuple[Any, ...]] = operator.attrgetter(
+    *(f.name for f in fields(Rollup))
+)
 
 if set(ROLLUP_COLUMNS) != {f.name for f in fields(Rollup)}:  # pragma: no cover - import-time check
     raise RuntimeError("ROLLUP_COLUMNS and Rollup disagree")
