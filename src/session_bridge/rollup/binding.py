@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from session_bridge.model import SpanRecord
-from session_bridge.rollup.rollup import Rollup, add_span, merge
+from session_bridge.rollup.rollup import Rollup, add_span, merge, rollup_values
 
 
 @dataclass(slots=True)
@@ -69,10 +69,10 @@ def plan_from_deltas(
     for tid, trace_delta in deltas.items():
         delta = trace_delta.rollup
         before = existing.get(tid)
-        prior = before.rollup if before is not None else Rollup()
         bound_to = before.session_id if before is not None else None
         session_id = bound_to or trace_delta.session_id
-        after = merge(prior, delta)
+        # (the plan shares rollups with the deltas and with itself: none is changed later)
+        after = delta if before is None else merge(before.rollup, delta)
         plan.traces[tid] = TraceState(session_id, after)
         if session_id is None:
             continue
@@ -90,4 +90,8 @@ def session_contribution(delta: Rollup, trace_after: Rollup, *, newly_bound: boo
     """What a write adds to the session of a named trace: when this write names it, the
     whole trace (`trace_after`, its spans so far, new ones included) and one more trace;
     when it was named before, only the new spans (`delta`)."""
-    return merge(trace_after, Rollup(trace_count=1)) if newly_bound else delta
+    if not newly_bound:
+        return delta
+    whole = Rollup(*rollup_values(trace_after))
+    whole.trace_count += 1
+    return whole
