@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from session_bridge import __version__, logs
+from session_bridge import __version__, logs, malloc
 from session_bridge.config import BridgeConfig, ConfigError, load, split_endpoint
 from session_bridge.telemetry import share_metrics_between_processes
 
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _apply_flags(config, args)
     logs.configure(config.log.format, config.log.level)
+    malloc.limit_arenas()
     try:
         if config.receivers.otlp.workers > 1:
             data_dir = Path(config.storage.data_dir).expanduser().resolve()

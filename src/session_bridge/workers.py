@@ -41,7 +41,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
-from session_bridge import METRICS_DIR_ENV, logs
+from session_bridge import METRICS_DIR_ENV, logs, malloc
 from session_bridge.config import BridgeConfig
 from session_bridge.enrich.stage import Enricher
 from session_bridge.pipeline import RetryableError
@@ -78,8 +78,6 @@ class MapWorkerPool:
 
     def start(self) -> list[str]:
         """Start every worker and wait until all are ready; what worker 0 says it enriches."""
-        # fewer malloc arenas: the workers are multi-threaded only briefly at start
-        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
         described: list[str] = []
         try:
             for index in range(self._count):
@@ -314,6 +312,7 @@ def _worker_main(fd: int) -> None:
     # to the whole process group must not end them first
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    malloc.limit_arenas()
     conn = Connection(fd)
     config: BridgeConfig = pickle.loads(conn.recv_bytes())
     logs.configure(config.log.format, config.log.level)
