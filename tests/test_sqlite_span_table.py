@@ -1,5 +1,6 @@
-"""The SQLite store's span tables: a map worker ships a batch's span rows as a serialized
-SQLite database (`span_table`), which the writer copies into `spans` in one statement."""
+"""The SQLite store's batch tables: a map worker ships a batch's span rows and trace deltas
+as a serialized SQLite database (`batch_tables`), which the writer copies into `spans` and
+(the traces new to the store) into `traces`, one statement each."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from session_bridge.mapping.mapper import map_request
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import NeedsRecords, SessionQuery, WriteBatch, WriteResult
-from session_bridge.store.sqlite import SqliteStore, span_table
+from session_bridge.store.sqlite import SqliteStore, batch_tables, trace_rows
 from session_bridge.workers import _batch_of, _shipped
 from tests.otlp_builders import proto_request, proto_span
 
@@ -65,6 +66,16 @@ def test_a_span_table_stores_each_span_once(store: SqliteStore) -> None:
     assert len(ids) == 4
 
 
+def test_a_batch_with_new_traces_and_a_trace_stored_before(store: SqliteStore) -> None:
+    named_late = os.urandom(16)
+    store.write(_as_from_worker(_batch(_spans(named_late, "unused", 3)[1:])))  # no root yet
+    root = proto_span(named_late, os.urandom(8), "root", {"session.id": "s-late"})
+    store.write(_as_from_worker(_batch([root, *_spans(os.urandom(16), "s-late", 2)])))
+    assert _session(store, "s-late") == (2, 5, 3, 21)
+    traces = {t.trace_id: t.rollup.span_count for t in store.session_traces("default", "s-late")}
+    assert traces[named_late] == 3 and sorted(traces.values()) == [2, 3]
+
+
 def test_spans_keep_the_order_they_came_in(store: SqliteStore) -> None:
     trace = os.urandom(16)
     spans = _spans(trace, "t-order", 6)
@@ -92,7 +103,8 @@ def test_a_span_table_that_cannot_be_stored_fails_alone(store: SqliteStore) -> N
     rows = bad_batch.rows()
     rows[1] = (*rows[1][:4], None, *rows[1][5:])  # no name: spans.name is NOT NULL
     bad = _as_from_worker(bad_batch)
-    bad.span_table = span_table(rows)
+    assert bad.trace_deltas is not None
+    bad.batch_tables = batch_tables(rows, trace_rows(bad.trace_deltas))
     results = store.write_many(
         [good, bad, _as_from_worker(_batch(_spans(os.urandom(16), "two", 2)))]
     )

@@ -13,8 +13,8 @@ One socket pair per worker carries pickled tuples:
 bridge -> worker `(seq, raw_request, with_records)`; worker -> bridge `(seq, outcome)`,
 the outcome being `("ok", accepted, rejected, error_message, batch)`, where `batch`
 is None (no span accepted) or `(project_id, records, resources, trace_deltas,
-span_table, span_count)` with the records only if asked for and the span table
-(`store.sqlite.span_table`) otherwise, and the trace deltas as plain tuples
+batch_tables, span_count)` with the records only if asked for and the batch tables
+(`store.sqlite.batch_tables`) otherwise, and the trace deltas as plain tuples
 (`_shipped` packs a batch, `_batch_of` unpacks it);
 `("invalid", http_status, message)` (not OTLP) or `("failed", message)`.
 
@@ -50,7 +50,7 @@ from session_bridge.receivers.decode import DecodeFailure
 from session_bridge.rollup.binding import TraceDelta
 from session_bridge.rollup.rollup import Rollup, rollup_values
 from session_bridge.store.base import WriteBatch
-from session_bridge.store.sqlite import span_table
+from session_bridge.store.sqlite import batch_tables, trace_rows
 from session_bridge.telemetry import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -280,11 +280,11 @@ def _outcome(raw: RawRequest, enricher: Enricher, with_records: bool) -> tuple[A
 
 def _shipped(batch: WriteBatch, with_records: bool) -> tuple[Any, ...]:
     """The `WriteBatch` fields to send: its records, or (lighter to send, and bound here
-    rather than in the writer) its span table."""
+    rather than in the writer) its batch tables."""
     deltas = _pack_deltas(batch.trace_deltas)
     if with_records:
         return (batch.project_id, batch.records, batch.resources, deltas)
-    table = span_table(batch.rows())
+    table = batch_tables(batch.rows(), trace_rows(batch.trace_deltas or {}))
     return (batch.project_id, None, batch.resources, deltas, table, batch.received())
 
 

@@ -19,15 +19,16 @@ class WriteBatch:
     """The spans of one export request, written in one transaction."""
 
     project_id: str
-    # None when the batch came from a map worker without them (see `span_table`)
+    # None when the batch came from a map worker without them (see `batch_tables`)
     records: list[SpanRecord] | None
     resources: dict[bytes, bytes] = field(default_factory=dict)
     # per-trace deltas of all `records`, folded before the write (outside any lock);
     # a store may use them when every record turns out to be new
     trace_deltas: dict[bytes, TraceDelta] | None = None
-    # from a map worker, for the SQLite store: the span rows as a serialized SQLite
-    # database (`store.sqlite.span_table`), and how many spans the request carried
-    span_table: bytes | None = None
+    # from a map worker, for the SQLite store: the span rows and the trace deltas as a
+    # serialized SQLite database (`store.sqlite.batch_tables`), and how many spans the
+    # request carried
+    batch_tables: bytes | None = None
     span_count: int = 0
 
     def rows(self) -> list[tuple[Any, ...]]:

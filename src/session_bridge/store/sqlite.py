@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from session_bridge.rollup.binding import (
+    TraceDelta,
     TraceState,
     fold_by_trace,
     plan_from_deltas,
@@ -115,28 +116,35 @@ sqlite3.register_adapter(type(None), _NOTHING.get)  # _NOTHING.get(None) is None
 sqlite3.register_adapter(bool, int)
 sqlite3.register_adapter(bytes, bytes.__bytes__)
 
-# The spans of the batch being written sit in a table of their own, in the writer's
-# schema `batch`: a map worker ships them as a serialized database that replaces the
-# schema whole (`span_table`); any other batch is loaded into it row by row. Either way
-# they then go into `spans` with one INSERT ... SELECT that runs in C without the GIL;
-# a row-by-row insert releases and takes the GIL again for every row, and waits for it
-# behind this process's receiving threads. Untyped columns, no constraint, no index
-# (`WriteBatch.rows` holds each span once): `spans` checks the values.
+# The spans of the batch being written, and its traces' deltas, sit in tables of their
+# own, in the writer's schema `batch`: a map worker ships them as a serialized database
+# that replaces the schema whole (`batch_tables`); any other batch is loaded into them row
+# by row. Either way the spans then go into `spans`, and the traces new to the store into
+# `traces`, each with one INSERT ... SELECT that runs in C without the GIL; a row-by-row
+# insert releases and takes the GIL again for every row, and waits for it behind this
+# process's receiving threads. Untyped columns, no constraint, no index (`WriteBatch.rows`
+# holds each span once): `spans` and `traces` check the values.
 _BATCH_COLUMNS = columns.SPAN_WRITE_COLUMNS[:-1]  # all but session_id: its trace's
+_TRACE_BATCH_COLUMNS = ("trace_id", "session_id", *columns.COLUMN_NAMES)
 
 
-def _batch_table_sql(schema: str) -> tuple[str, str]:
-    """CREATE TABLE and INSERT of the batch table in `schema`."""
-    columns_list = ", ".join(_BATCH_COLUMNS)
-    marks = ", ".join("?" for _ in _BATCH_COLUMNS)
+def _batch_tables_sql(schema: str) -> tuple[str, str, str]:
+    """The CREATE TABLEs of the batch tables in `schema`, and their INSERTs."""
+    ddl, spans_load = _table_sql(schema, "spans", _BATCH_COLUMNS)
+    trace_ddl, traces_load = _table_sql(schema, "traces", _TRACE_BATCH_COLUMNS)
+    return f"{ddl}; {trace_ddl};", spans_load, traces_load
+
+
+def _table_sql(schema: str, table: str, names: Sequence[str]) -> tuple[str, str]:
+    marks = ", ".join("?" for _ in names)
     return (
-        f"CREATE TABLE {schema}.spans ({columns_list})",
-        f"INSERT INTO {schema}.spans VALUES ({marks})",
+        f"CREATE TABLE {schema}.{table} ({', '.join(names)})",
+        f"INSERT INTO {schema}.{table} VALUES ({marks})",
     )
 
 
-_TABLE_DDL, _TABLE_LOAD = _batch_table_sql("main")  # a worker's own database
-_BATCH_DDL, _BATCH_LOAD = _batch_table_sql("batch")  # the writer's attached one
+_TABLES_DDL, _TABLE_LOAD, _TRACES_TABLE_LOAD = _batch_tables_sql("main")  # a worker's own
+_BATCH_DDL, _BATCH_LOAD, _TRACES_BATCH_LOAD = _batch_tables_sql("batch")  # the writer's
 # CROSS JOIN keeps the batch's order: spans are stored (and exported) as received
 _INSERT_SPANS = (
     f"INSERT INTO main.spans ({', '.join(_BATCH_COLUMNS)}, session_id, trace_no)"
@@ -147,15 +155,33 @@ _INSERT_NEW_SPANS = (
     f"{_INSERT_SPANS} WHERE NOT EXISTS"
     " (SELECT 1 FROM main.spans s WHERE s.trace_no = t.trace_no AND s.span_id = b.span_id)"
 )
+# a trace new to the store is its delta, named by its delta's session (`plan_from_deltas`)
+_INSERT_NEW_TRACES = (
+    f"INSERT INTO main.traces (project_id, {', '.join(_TRACE_BATCH_COLUMNS)})"
+    f" SELECT ?, {', '.join('b.' + name for name in _TRACE_BATCH_COLUMNS)} FROM batch.traces b"
+    " WHERE NOT EXISTS (SELECT 1 FROM main.traces t WHERE t.trace_id = b.trace_id)"
+)
+_UPSERT_TRACES = (
+    f"INSERT INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
+    f" VALUES (?, ?, ?, {_ROLLUP_MARKS})"
+    f" ON CONFLICT (trace_id) DO UPDATE SET {_UPDATE_TRACE}"
+)
 
 
-def span_table(rows: Iterable[tuple[Any, ...]]) -> bytes:
-    """`columns.span_row` tuples as the serialized database `WriteBatch.span_table`
-    carries: a map worker binds the rows, so the writer only copies them."""
+def trace_rows(deltas: Mapping[bytes, TraceDelta]) -> list[tuple[Any, ...]]:
+    """Per-trace deltas as rows of the batch table `traces`."""
+    return [(tid, d.session_id, *columns.to_row(d.rollup)) for tid, d in deltas.items()]
+
+
+def batch_tables(spans: Iterable[tuple[Any, ...]], traces: Iterable[tuple[Any, ...]]) -> bytes:
+    """`columns.span_row` tuples and `trace_rows` as the serialized database that
+    `WriteBatch.batch_tables` carries: a map worker binds the rows, so the writer only
+    copies them."""
     conn = sqlite3.connect(":memory:")
     try:
-        conn.execute(_TABLE_DDL)
-        conn.executemany(_TABLE_LOAD, rows)
+        conn.executescript(_TABLES_DDL)
+        conn.executemany(_TABLE_LOAD, spans)
+        conn.executemany(_TRACES_TABLE_LOAD, traces)
         return conn.serialize()
     finally:
         conn.close()
@@ -182,7 +208,7 @@ class SqliteStore(SqlReads):
         # after the WAL restarts, its file is cut back to this size
         self._writer.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
         self._writer.execute("ATTACH ':memory:' AS batch")
-        self._writer.execute(_BATCH_DDL)
+        self._writer.executescript(_BATCH_DDL)
         self._checkpointer = _Checkpointer(self._connect(cache_kib=1_000))
 
     # -- connections ---------------------------------------------------------------------
@@ -251,14 +277,16 @@ class SqliteStore(SqlReads):
         return results
 
     def _apply(self, conn: sqlite3.Connection, batch: WriteBatch) -> WriteResult:
-        if batch.span_table is not None:
-            conn.deserialize(batch.span_table, name="batch")
-        else:
-            conn.execute("DELETE FROM batch.spans")
-            conn.executemany(_BATCH_LOAD, batch.rows())
         deltas = batch.trace_deltas
         if deltas is None:
             deltas = fold_by_trace(batch.records or ())
+        if batch.batch_tables is not None:
+            conn.deserialize(batch.batch_tables, name="batch")
+        else:
+            conn.execute("DELETE FROM batch.spans")
+            conn.execute("DELETE FROM batch.traces")
+            conn.executemany(_BATCH_LOAD, batch.rows())
+            conn.executemany(_TRACES_BATCH_LOAD, trace_rows(deltas))
         numbers, existing = self._trace_states(conn, list(deltas))
         stored_before = self._stored_before(conn, list(numbers))
         if not stored_before:
@@ -274,13 +302,16 @@ class SqliteStore(SqlReads):
             conn.executemany(
                 "INSERT OR IGNORE INTO resources VALUES (?, ?)", batch.resources.items()
             )
+        if stored_before:  # the batch table's deltas count spans stored before too
+            changed = list(plan.traces.items())
+        else:
+            conn.execute(_INSERT_NEW_TRACES, (batch.project_id,))
+            changed = [(tid, plan.traces[tid]) for tid in existing]
         conn.executemany(
-            f"INSERT INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
-            f" VALUES (?, ?, ?, {_ROLLUP_MARKS})"
-            f" ON CONFLICT (trace_id) DO UPDATE SET {_UPDATE_TRACE}",
+            _UPSERT_TRACES,
             [
                 (tid, batch.project_id, state.session_id, *columns.to_row(state.rollup))
-                for tid, state in plan.traces.items()
+                for tid, state in changed
             ],
         )
         stored = conn.execute(_INSERT_NEW_SPANS if stored_before else _INSERT_SPANS).rowcount
