@@ -6,7 +6,10 @@ import re
 
 import pytest
 
+from session_bridge.config import parse
 from session_bridge.enrich.privacy import UserIdPseudonymizer, truncate_ip
+from session_bridge.enrich.stage import Enricher
+from session_bridge.telemetry import BridgeMetrics
 
 KEY = b"k" * 32
 
@@ -71,3 +74,12 @@ def test_truncate_ip_prefixes() -> None:
         truncate_ip("203.0.113.77", ipv4_prefix=33)
     with pytest.raises(ValueError):
         truncate_ip("::1", ipv6_prefix=-1)
+
+
+@pytest.mark.parametrize(
+    ("policy", "said"), [("keep", "kept"), ("truncate", "truncated"), ("drop", "dropped")]
+)
+def test_the_start_up_line_says_what_happens_to_client_ips(policy: str, said: str) -> None:
+    config = parse(f"privacy:\n  client_ip: {policy}\nenrich:\n  user_agent:\n    enabled: false\n")
+    lines = Enricher(config, BridgeMetrics()).describe()
+    assert f"privacy: user ids kept, client IPs {said}" in lines

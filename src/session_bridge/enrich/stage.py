@@ -24,6 +24,10 @@ from session_bridge.telemetry import BridgeMetrics
 log = logging.getLogger(__name__)
 
 
+# how the start-up line says what `privacy.client_ip` does
+_IP_POLICY_WORDS = {"keep": "kept", "truncate": "truncated", "drop": "dropped"}
+
+
 @dataclass(frozen=True)
 class RequestInfo:
     """What the receiver knows about the OTLP request itself."""
@@ -68,7 +72,7 @@ class Enricher:
             f"geo: {geo}",
             f"cost: {'estimated with genai-prices' if self._prices else 'off'}",
             f"privacy: user ids {'pseudonymised' if self._pseudonymize else 'kept'},"
-            f" client IPs {self._ip_policy}",
+            f" client IPs {_IP_POLICY_WORDS[self._ip_policy]}",
         ]
 
     def enrich(self, records: list[SpanRecord], request: RequestInfo) -> None:
