@@ -66,6 +66,9 @@ def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert "bridge started" in messages and "stopped" in messages
     started = next(r for r in records if r["msg"] == "bridge started")
     assert started["data_dir"] == str(tmp_path / "d")
+    # uvicorn's records carry the message again with colour codes: not in the JSON
+    assert all("\x1b" not in str(value) for r in records for value in r.values())
+    assert any(r["logger"].startswith("uvicorn") for r in records)
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

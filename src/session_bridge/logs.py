@@ -7,7 +7,13 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# LogRecord's own attributes, and uvicorn's `color_message` (the message again, with
+# terminal colour codes): not extra fields of an entry
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
