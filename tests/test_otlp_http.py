@@ -95,6 +95,49 @@ def test_compressed_bodies(bridge: RunningBridge, encoding: str) -> None:
     assert bridge.get_session(session)["span_count"] == 1
 
 
+def _compress(raw: bytes, encoding: str) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(raw)
+    if encoding == "deflate":
+        return zlib.compress(raw)
+    return zstandard.ZstdCompressor().compress(raw)
+
+
+def _one_span_body(session: str) -> bytes:
+    span = proto_span(os.urandom(16), os.urandom(8), "chat", {"session.id": session})
+    return proto_request([span]).SerializeToString()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_a_body_of_several_members_or_frames_is_read_whole(
+    bridge: RunningBridge, encoding: str
+) -> None:
+    # protobuf messages concatenated are one message (their repeated fields joined), and
+    # so are gzip members (RFC 1952) and zstd frames (RFC 8878): all spans count
+    session = f"s-multi-{encoding}"
+    body = b"".join(_compress(_one_span_body(session), encoding) for _ in range(3))
+    response = bridge.client.post(
+        "/v1/traces", content=body, headers={**PROTO, "Content-Encoding": encoding}
+    )
+    assert response.status_code == 200, response.text
+    assert bridge.get_session(session)["span_count"] == 3
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "zstd"])
+@pytest.mark.parametrize("damage", ["truncated", "trailing bytes"])
+def test_a_damaged_compressed_body_is_400(
+    bridge: RunningBridge, encoding: str, damage: str
+) -> None:
+    body = _compress(_one_span_body(f"s-damaged-{encoding}"), encoding)
+    body = body[: len(body) // 2] if damage == "truncated" else body + b"junk"
+    response = bridge.client.post(
+        "/v1/traces", content=body, headers={**PROTO, "Content-Encoding": encoding}
+    )
+    assert response.status_code == 400, response.text
+    assert encoding in _status(response).message
+    assert bridge.client.get(f"/api/v1/sessions/s-damaged-{encoding}").status_code == 404
+
+
 def _status(response) -> status_pb2.Status:
     if response.headers["content-type"].startswith("application/json"):
         body = response.json()
@@ -156,6 +199,22 @@ def test_corrupt_gzip_is_400(bridge: RunningBridge) -> None:
     assert "gzip" in _status(response).message
 
 
+@pytest.mark.parametrize("where", ["document", "attribute value"])
+def test_json_nested_too_deeply_is_400(bridge: RunningBridge, where: str) -> None:
+    if where == "document":
+        body = b'{"resourceSpans":' + b"[" * 200_000
+    else:
+        depth = 2_000  # a string: json.dumps itself would recurse too deeply
+        value = '{"kvlistValue":{"values":[{"key":"k","value":' * depth
+        value += '{"stringValue":"x"}' + "}]}}" * depth
+        span = json.dumps(json_request([_one_llm_span("s-deep")]))
+        body = span.replace('"attributes": [', f'"attributes": [{{"key":"deep","value":{value}}}, ')
+        body = body.encode()
+    response = bridge.client.post("/v1/traces", content=body, headers=JSON)
+    assert response.status_code == 400, response.text
+    assert "nested too deeply" in response.json()["message"]
+
+
 def test_get_is_405(bridge: RunningBridge) -> None:
     assert bridge.client.get("/v1/traces").status_code == 405
 
@@ -165,6 +224,18 @@ def small_bridge(bridge_factory, tmp_path) -> RunningBridge:
     config = make_config(tmp_path / "small")
     config.receivers.otlp.max_request_body_size = 64 * 1024  # type: ignore[assignment]
     return bridge_factory(config=config)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_members_or_frames_over_the_limit_together_are_413(
+    small_bridge: RunningBridge, encoding: str
+) -> None:
+    part = _compress(b"\0" * (40 * 1024), encoding)  # each under the 64 KiB limit
+    response = small_bridge.client.post(
+        "/v1/traces", content=part + part, headers={**PROTO, "Content-Encoding": encoding}
+    )
+    assert response.status_code == 413
+    assert "limit" in _status(response).message
 
 
 def test_body_over_limit_is_413(small_bridge: RunningBridge) -> None:
@@ -192,11 +263,15 @@ def test_invalid_ids_are_rejected_one_by_one(bridge: RunningBridge) -> None:
     zero_span["spanId"] = "0000000000000000"
     short = _one_llm_span("s-partial", trace_id=trace)
     short["spanId"] = "abcd"
-    response = _post_json(bridge, json_request([good, base64_id, zero_span, short]))
+    bad_parent = _one_llm_span("s-partial", trace_id=trace)
+    bad_parent["parentSpanId"] = "xyz!not-hex"  # not a root: a span with a broken parent
+    spans = [good, base64_id, zero_span, short, bad_parent]
+    response = _post_json(bridge, json_request(spans))
     assert response.status_code == 200
     partial = response.json()["partialSuccess"]
-    assert partial["rejectedSpans"] == "3"
+    assert partial["rejectedSpans"] == "4"
     assert "trace_id" in partial["errorMessage"] and "span_id" in partial["errorMessage"]
+    assert "parent_span_id" in partial["errorMessage"]
     assert bridge.get_session("s-partial")["span_count"] == 1
 
 

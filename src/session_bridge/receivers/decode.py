@@ -74,20 +74,41 @@ def _looks_like_zlib(body: bytes) -> bool:
 
 
 def _inflate(decoder: Any, body: bytes, limit: int, coding: str) -> bytes:
-    out = decoder.decompress(body, limit + 1)
-    if len(out) > limit or decoder.unconsumed_tail:
-        raise _too_large(limit)
-    if not decoder.eof:
-        raise DecodeFailure(400, f"cannot decompress {coding} body: it is truncated")
-    return bytes(out)
+    out = bytearray()
+    while True:
+        out += decoder.decompress(body, limit + 1 - len(out))
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise _too_large(limit)
+        if not decoder.eof:
+            raise DecodeFailure(400, f"cannot decompress {coding} body: it is truncated")
+        body = decoder.unused_data
+        if not body:
+            return bytes(out)
+        if coding != "gzip":
+            raise _trailing(coding)
+        # a gzip body may hold several members, one after the other (RFC 1952 2.2)
+        decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
 
 
 def _unzstd(body: bytes, limit: int) -> bytes:
-    reader = zstandard.ZstdDecompressor().stream_reader(body)
-    out = reader.read(limit + 1)
-    if len(out) > limit:
+    decompressor = zstandard.ZstdDecompressor()
+    # the bounded read refuses a bomb before anything is held whole; it reads every
+    # frame (a body may hold several, RFC 8878 3.1), but takes a truncated one silently
+    size = len(decompressor.stream_reader(body, read_across_frames=True).read(limit + 1))
+    if size > limit:
         raise _too_large(limit)
+    out = bytearray()
+    while body:  # so, at most `limit` bytes again: frame by frame, each checked whole
+        frame = decompressor.decompressobj()
+        out += frame.decompress(body)
+        if not frame.eof:
+            raise DecodeFailure(400, "cannot decompress zstd body: it is truncated")
+        body = frame.unused_data
     return bytes(out)
+
+
+def _trailing(coding: str) -> DecodeFailure:
+    return DecodeFailure(400, f"cannot decompress {coding} body: data after its end")
 
 
 def _too_large(limit: int) -> DecodeFailure:
@@ -108,6 +129,8 @@ def parse(message: Message, data: bytes, fmt: BodyFormat) -> None:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeFailure(400, f"invalid JSON body: {exc}") from exc
+    except RecursionError as exc:
+        raise DecodeFailure(400, "invalid JSON body: nested too deeply") from exc
     if not isinstance(document, dict):
         raise DecodeFailure(400, "invalid OTLP/JSON body: expected a JSON object")
     _hex_ids_to_base64(document)
@@ -115,6 +138,8 @@ def parse(message: Message, data: bytes, fmt: BodyFormat) -> None:
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise DecodeFailure(400, f"invalid OTLP/JSON body: {exc}") from exc
+    except RecursionError as exc:  # values nested deeper than Python recurses
+        raise DecodeFailure(400, "invalid OTLP/JSON body: nested too deeply") from exc
 
 
 _ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
@@ -129,8 +154,8 @@ _LIST_KEYS = ("links", "events")
 def _hex_ids_to_base64(document: dict[str, Any]) -> None:
     """Rewrite hex ids in place as base64, which `json_format` expects for bytes.
 
-    An id that is not hex becomes empty, so that one span is rejected rather
-    than the whole request.
+    An id that is not hex becomes one byte, a length no id has, so that its span is
+    rejected rather than the whole request (an empty parent id would make it a root).
     """
     level: list[Any] = [document]
     for keys in _CONTAINERS:
@@ -155,6 +180,9 @@ def _hex_ids_to_base64(document: dict[str, Any]) -> None:
                         _convert_ids(item)
 
 
+_NOT_HEX = b"\0"
+
+
 def _convert_ids(node: dict[str, Any]) -> None:
     for key in _ID_KEYS:
         value = node.get(key)
@@ -162,7 +190,7 @@ def _convert_ids(node: dict[str, Any]) -> None:
             try:
                 raw = bytes.fromhex(value)
             except ValueError:
-                raw = b""
+                raw = _NOT_HEX
             node[key] = base64.b64encode(raw).decode("ascii")
 
 
