@@ -118,12 +118,13 @@ sqlite3.register_adapter(bytes, bytes.__bytes__)
 
 # The spans of the batch being written, and its traces' deltas, sit in tables of their
 # own, in the writer's schema `batch`: a map worker ships them as a serialized database
-# that replaces the schema whole (`batch_tables`); any other batch is loaded into them row
-# by row. Either way the spans then go into `spans`, and the traces new to the store into
-# `traces`, each with one INSERT ... SELECT that runs in C without the GIL; a row-by-row
-# insert releases and takes the GIL again for every row, and waits for it behind this
-# process's receiving threads. Untyped columns, no constraint, no index (`WriteBatch.rows`
-# holds each span once): `spans` and `traces` check the values.
+# that replaces the schema whole (`batch_tables`); any other batch has its spans loaded
+# row by row (its traces are upserted, as are those of a batch with spans stored before).
+# The spans then go into `spans`, and shipped traces new to the store into `traces`, each
+# with one INSERT ... SELECT that runs in C without the GIL; a row-by-row insert releases
+# and takes the GIL again for every row, and waits for it behind this process's receiving
+# threads. Untyped columns, no constraint, no index (`WriteBatch.rows` holds each span
+# once): `spans` and `traces` check the values.
 _BATCH_COLUMNS = columns.SPAN_WRITE_COLUMNS[:-1]  # all but session_id: its trace's
 _TRACE_BATCH_COLUMNS = ("trace_id", "session_id", *columns.COLUMN_NAMES)
 
@@ -144,7 +145,7 @@ def _table_sql(schema: str, table: str, names: Sequence[str]) -> tuple[str, str]
 
 
 _TABLES_DDL, _TABLE_LOAD, _TRACES_TABLE_LOAD = _batch_tables_sql("main")  # a worker's own
-_BATCH_DDL, _BATCH_LOAD, _TRACES_BATCH_LOAD = _batch_tables_sql("batch")  # the writer's
+_BATCH_DDL, _BATCH_LOAD, _ = _batch_tables_sql("batch")  # the writer's (traces: shipped only)
 # CROSS JOIN keeps the batch's order: spans are stored (and exported) as received
 _INSERT_SPANS = (
     f"INSERT INTO main.spans ({', '.join(_BATCH_COLUMNS)}, session_id, trace_no)"
@@ -280,13 +281,12 @@ class SqliteStore(SqlReads):
         deltas = batch.trace_deltas
         if deltas is None:
             deltas = fold_by_trace(batch.records or ())
-        if batch.batch_tables is not None:
-            conn.deserialize(batch.batch_tables, name="batch")
-        else:
+        shipped = batch.batch_tables
+        if shipped is not None:
+            conn.deserialize(shipped, name="batch")
+        else:  # its traces go in through the upsert below: no table to bind them into
             conn.execute("DELETE FROM batch.spans")
-            conn.execute("DELETE FROM batch.traces")
             conn.executemany(_BATCH_LOAD, batch.rows())
-            conn.executemany(_TRACES_BATCH_LOAD, trace_rows(deltas))
         numbers, existing = self._trace_states(conn, list(deltas))
         stored_before = self._stored_before(conn, list(numbers))
         if not stored_before:
@@ -302,11 +302,13 @@ class SqliteStore(SqlReads):
             conn.executemany(
                 "INSERT OR IGNORE INTO resources VALUES (?, ?)", batch.resources.items()
             )
-        if stored_before:  # the batch table's deltas count spans stored before too
-            changed = list(plan.traces.items())
-        else:
+        # a worker's trace rows are the new traces as stored, unless the batch holds spans
+        # stored before (its deltas count them too)
+        if shipped is not None and not stored_before:
             conn.execute(_INSERT_NEW_TRACES, (batch.project_id,))
             changed = [(tid, plan.traces[tid]) for tid in existing]
+        else:
+            changed = list(plan.traces.items())
         conn.executemany(
             _UPSERT_TRACES,
             [
