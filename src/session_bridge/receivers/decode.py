@@ -74,16 +74,19 @@ def _looks_like_zlib(body: bytes) -> bool:
 
 
 def _inflate(decoder: Any, body: bytes, limit: int, coding: str) -> bytes:
-    out = bytearray()
+    parts: list[bytes] = []  # joined at the end: one member (the usual case) is not copied
+    size = 0
     while True:
-        out += decoder.decompress(body, limit + 1 - len(out))
-        if len(out) > limit or decoder.unconsumed_tail:
+        part = decoder.decompress(body, limit + 1 - size)
+        parts.append(part)
+        size += len(part)
+        if size > limit or decoder.unconsumed_tail:
             raise _too_large(limit)
         if not decoder.eof:
             raise DecodeFailure(400, f"cannot decompress {coding} body: it is truncated")
         body = decoder.unused_data
         if not body:
-            return bytes(out)
+            return b"".join(parts)
         if coding != "gzip":
             raise _trailing(coding)
         # a gzip body may hold several members, one after the other (RFC 1952 2.2)
@@ -97,14 +100,14 @@ def _unzstd(body: bytes, limit: int) -> bytes:
     size = len(decompressor.stream_reader(body, read_across_frames=True).read(limit + 1))
     if size > limit:
         raise _too_large(limit)
-    out = bytearray()
+    parts: list[bytes] = []
     while body:  # so, at most `limit` bytes again: frame by frame, each checked whole
         frame = decompressor.decompressobj()
-        out += frame.decompress(body)
+        parts.append(frame.decompress(body))
         if not frame.eof:
             raise DecodeFailure(400, "cannot decompress zstd body: it is truncated")
         body = frame.unused_data
-    return bytes(out)
+    return b"".join(parts)
 
 
 def _trailing(coding: str) -> DecodeFailure:
