@@ -25,7 +25,12 @@ from tests.ingestion_server import schema_errors
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    # read, not exists() then read: the exporter may rotate the file in between
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def test_the_default_configuration_writes_what_would_be_sent(

@@ -81,14 +81,13 @@ class FileExporter(Exporter):
         return self._file
 
     def _rotate(self) -> BinaryIO:
+        # os.replace renames over the older file in one step: a reader never finds a
+        # numbered file missing while it is being shifted (an unlink first left a gap)
         self._close_file()
         for index in range(self._max_files - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if index == self._max_files - 1:
-                older.unlink(missing_ok=True)
             newer = self.path.with_name(f"{self.path.name}.{index - 1}") if index > 1 else self.path
             if newer.exists():
-                newer.rename(older)
+                os.replace(newer, self.path.with_name(f"{self.path.name}.{index}"))
         if self._max_files == 1:
             self.path.unlink(missing_ok=True)
         return self._open()
