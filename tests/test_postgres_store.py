@@ -23,6 +23,7 @@ from session_bridge.rollup.rollup import Rollup, merge
 from session_bridge.store import columns
 from session_bridge.store.base import SessionQuery, WriteBatch, WriteResult
 from session_bridge.store.merge_sql import merge_assignments
+from session_bridge.store.pg_schema import MIGRATIONS
 from session_bridge.store.postgres import PostgresSettings, PostgresStore, migrate_schema
 from session_bridge.store.sqlite import SqliteStore
 from tests import pg, strategies
@@ -167,6 +168,9 @@ def _migrate_cli(config: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+ALL_VERSIONS = ", ".join(str(m.version) for m in MIGRATIONS)
+
+
 def test_migrations_from_an_empty_database_then_a_no_op(pg_dsn: str, tmp_path: Path) -> None:
     empty = pg.create_test_database("_empty")
     try:
@@ -174,7 +178,7 @@ def test_migrations_from_an_empty_database_then_a_no_op(pg_dsn: str, tmp_path: P
         config.write_text(f"storage:\n  backend: postgres\n  postgres:\n    dsn: '{empty}'\n")
         first = _migrate_cli(config)
         assert first.returncode == 0, first.stderr
-        assert "applied migration(s) 1" in first.stdout
+        assert f"applied migration(s) {ALL_VERSIONS}" in first.stdout
         before = _catalog(empty)
         assert ("sessions", "session_id", "text", "NO", None) in before
         second = _migrate_cli(config)
@@ -193,7 +197,7 @@ def _execute(dsn: str, schema: str, statement: str) -> None:
 
 def test_a_schema_newer_than_the_bridge_is_refused(pg_dsn: str, pg_schema: str) -> None:
     settings_ = PostgresSettings(pg_dsn, pg_schema)
-    assert migrate_schema(settings_) == [1]
+    assert migrate_schema(settings_) == [m.version for m in MIGRATIONS]
     _execute(pg_dsn, pg_schema, "INSERT INTO schema_migrations VALUES (999, 'from the future')")
     with pytest.raises(RuntimeError, match="version 999, newer than this bridge"):
         migrate_schema(settings_)

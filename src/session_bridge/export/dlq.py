@@ -59,9 +59,6 @@ def run(args: argparse.Namespace, config: BridgeConfig, out: TextIO | None = Non
         print(f"no bridge data at {sqlite_path(config.storage)}", file=sys.stderr)
         return 1
     export_log = open_export_log(config.storage)
-    if export_log is None:
-        print(f"the {config.storage.backend} store has no dead-letter store", file=sys.stderr)
-        return 1
     try:
         if args.action == "list":
             return _list(export_log, args, out)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from session_bridge.model import SpanRecord
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
+from session_bridge.store import columns
 
 
 @dataclass(slots=True)
@@ -39,6 +41,11 @@ class StoredDeadLetter:
 class ExportLog(ABC):
     """What an exporter needs from the store. Implementations must be safe to use from
     several threads (one reader per exporter, plus the dead-letter commands)."""
+
+    def lead(self, exporter: str) -> bool:
+        """Whether this process delivers `exporter` now. A store shared by several
+        bridges lets one at a time; the others keep watching the backlog."""
+        return True
 
     @abstractmethod
     def head(self) -> int:
@@ -91,3 +98,20 @@ class ExportLog(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+def entry_from_row(row: Sequence[Any]) -> LogEntry:
+    """A log entry from `position, project_id, resource, trace session, trace user, trace
+    start` followed by `columns.span_select`."""
+    position, project_id, resource, trace_session, trace_user, trace_start = row[:6]
+    span = columns.span_from_row(row[6:])
+    span.session_id = trace_session or span.session_id
+    span.user_id = trace_user or span.user_id
+    return LogEntry(
+        position=int(position),
+        project_id=project_id,
+        span=span,
+        resource=bytes(resource) if resource is not None else b"",
+        trace_start_ns=trace_start,
+        size=len(span.otlp_span),
+    )

@@ -72,19 +72,28 @@ class ExporterRunner:
         self._failing_since: float | None = None
         self._problem: Failure | None = None
         self._logged_at = -_LOG_EVERY_S
+        self._leading = False
+        self._followed_at = 0.0
 
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Take (or create) the cursor, measure the backlog, start delivering."""
-        self.cursor = self._log.cursor(self.name)
-        self.head = self._log.head()
-        self.backlog_bytes = self._log.bytes_between(self.cursor, self.head)
-        self._seen.append(_Seen(self._clock(), self.head))
+        self._load_cursor()
         self._dead_letters = self._log.count_dead_letters(self.name)
         self._metrics.queue_capacity.labels(self.name).set(self.capacity)
         self._publish()
         self._thread.start()
+
+    def _load_cursor(self) -> None:
+        """Start from the stored cursor: at start, and when this process takes the exporter
+        over from another bridge sharing the store (which moved the cursor meanwhile)."""
+        self.cursor = self._log.cursor(self.name)
+        self.head = self._log.head()
+        self.backlog_bytes = self._log.bytes_between(self.cursor, self.head)
+        self._seen.clear()
+        self._seen.append(_Seen(self._clock(), self.head))
+        self._followed_at = self._clock()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -132,6 +141,13 @@ class ExporterRunner:
 
     def _step(self) -> bool:
         """Deliver one read if one is due; False if there was nothing to do yet."""
+        if not self._log.lead(self.name):
+            self._leading = False
+            self._follow()
+            return False
+        if not self._leading:
+            self._leading = True
+            self._load_cursor()
         self._poll()
         now = self._clock()
         ready = self._ready(now - float(self._config.settle_delay))
@@ -156,12 +172,14 @@ class ExporterRunner:
             if outcome is None:
                 return False  # stopping: this read is delivered again after the restart
             failed.update(outcome)
-        letters: dict[int, DeadLetter] = {}
+        letters: dict[tuple[int, str, bytes, bytes], DeadLetter] = {}
         now_ns = time.time_ns()
         for index, (failure, attempts) in failed.items():
             for entry in units[index].entries:
-                if entry.position not in letters:
-                    letters[entry.position] = DeadLetter(
+                # a position may hold several spans (PostgreSQL: a whole write)
+                key = (entry.position, entry.project_id, entry.span.trace_id, entry.span.span_id)
+                if key not in letters:
+                    letters[key] = DeadLetter(
                         exporter=self.name,
                         failed_time_unix_nano=now_ns,
                         status=failure.status,
@@ -227,6 +245,13 @@ class ExporterRunner:
                 return True
             if self._stop.wait(min(remaining, 0.25)):
                 return False
+
+    def _follow(self) -> None:
+        """While another bridge delivers: keep the backlog measured from the stored cursor
+        (the receivers' admission reads it), once a second."""
+        if self._clock() - self._followed_at >= 1.0:
+            self._load_cursor()
+            self._publish()
 
     # -- the log's head and the backlog -----------------------------------------------------
 

@@ -21,7 +21,7 @@ from session_bridge.export.otlp import OtlpExporter
 from session_bridge.export.runner import ExporterRunner
 from session_bridge.export.sqlite_log import SqliteExportLog
 from session_bridge.export.upstream import UpstreamSettings
-from session_bridge.store.factory import sqlite_path
+from session_bridge.store.factory import postgres_settings, sqlite_path
 from session_bridge.telemetry import ExporterMetrics
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ def build_exporter(config: ExporterConfig, data_dir: Path) -> Exporter:
     return FileExporter(config, data_dir)
 
 
-def open_export_log(storage: StorageConfig) -> ExportLog | None:
-    """The store's export log; None where the store has none yet (PostgreSQL)."""
-    if storage.backend != "sqlite":
-        return None
+def open_export_log(storage: StorageConfig) -> ExportLog:
+    """The store's export log."""
+    if storage.backend == "postgres":
+        from session_bridge.export.pg_log import PostgresExportLog
+
+        return PostgresExportLog(postgres_settings(storage))
     return SqliteExportLog(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
 
 
@@ -64,14 +66,6 @@ class ExportService:
         metrics: ExporterMetrics,
     ) -> ExportService | None:
         export_log = open_export_log(storage)
-        if export_log is None:
-            if exporters:
-                log.error(
-                    "exporters are configured but the %s store has no export log yet:"
-                    " NOTHING IS EXPORTED (use the sqlite backend to export)",
-                    storage.backend,
-                )
-            return None
         export_log.keep_cursors([config.label for config in exporters])
         if not exporters:
             export_log.close()

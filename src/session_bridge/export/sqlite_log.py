@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from session_bridge.export.log import ExportLog, LogEntry, StoredDeadLetter
+from session_bridge.export.log import ExportLog, LogEntry, StoredDeadLetter, entry_from_row
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
 from session_bridge.store import columns
 
@@ -100,7 +100,7 @@ class SqliteExportLog(ExportLog):
         entries: list[LogEntry] = []
         total = 0
         for row in self._conn().execute(_READ, (cursor, until)):
-            entry = _entry(row)
+            entry = entry_from_row(row)
             entries.append(entry)
             total += entry.size
             if total >= max_bytes:
@@ -200,18 +200,3 @@ def _filters(
         chunk = tuple(ids[i : i + _MAX_VARS])
         marks = ",".join("?" * len(chunk))
         yield f"{base[0]} AND id IN ({marks})", (*base[1], *chunk)
-
-
-def _entry(row: Sequence[Any]) -> LogEntry:
-    position, project_id, resource, trace_session, trace_user, trace_start = row[:6]
-    span = columns.span_from_row(row[6:])
-    span.session_id = trace_session or span.session_id
-    span.user_id = trace_user or span.user_id
-    return LogEntry(
-        position=position,
-        project_id=project_id,
-        span=span,
-        resource=bytes(resource) if resource is not None else b"",
-        trace_start_ns=trace_start,
-        size=len(span.otlp_span),
-    )

@@ -112,6 +112,39 @@ CREATE INDEX sessions_by_user ON sessions (project_id, user_id, start_ns);
 CREATE INDEX sessions_by_end ON sessions (end_ns);
 """,
     ),
+    Migration(
+        2,
+        "the export log: each span's writing transaction, positions, cursors, dead letters",
+        """
+-- spans stored before this migration keep NULL: they are in no exporter's queue
+ALTER TABLE spans ADD COLUMN log_xid xid8;
+ALTER TABLE spans ALTER COLUMN log_xid SET DEFAULT pg_current_xact_id();
+CREATE INDEX spans_by_log_xid ON spans (log_xid);
+CREATE SEQUENCE export_log_position;
+CREATE TABLE export_log (
+  position bigint PRIMARY KEY,
+  log_xid xid8 NOT NULL UNIQUE,
+  spans bigint NOT NULL,
+  bytes bigint NOT NULL
+);
+CREATE TABLE export_log_state (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  sequenced_below xid8 NOT NULL
+);
+INSERT INTO export_log_state (sequenced_below) VALUES (pg_current_xact_id());
+CREATE TABLE export_cursors (
+  exporter text COLLATE "C" PRIMARY KEY,
+  position bigint NOT NULL,
+  updated_ns bigint NOT NULL
+);
+CREATE TABLE dead_letters (
+  id bigserial PRIMARY KEY,
+  exporter text COLLATE "C" NOT NULL,
+  letter bytea NOT NULL  -- session_bridge.v1.DeadLetter
+);
+CREATE INDEX dead_letters_by_exporter ON dead_letters (exporter, id);
+""",
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -164,9 +164,19 @@ WHERE spans.trace_id = d.trace_id AND spans.span_id = d.span_id"""
 # Retention takes trace rows with SKIP LOCKED: it never waits for a write in progress,
 # and a write to a trace being expired waits for that short transaction, then finds
 # the trace gone and starts it afresh.
+# A trace with a span that some exporter has not delivered is kept: a span not yet
+# numbered in the export log, or numbered past the lowest cursor.
 _EXPIRE_TRACES = """
-WITH doomed AS (
-  SELECT trace_id FROM traces WHERE end_ns < %s ORDER BY end_ns LIMIT %s
+WITH hold AS (
+  SELECT min(position) AS cursor FROM export_cursors
+), doomed AS (
+  SELECT trace_id FROM traces tr WHERE end_ns < %s
+    AND NOT EXISTS (
+      SELECT 1 FROM spans s, hold, export_log_state st
+      WHERE s.trace_id = tr.trace_id AND hold.cursor IS NOT NULL AND s.log_xid IS NOT NULL
+        AND (s.log_xid >= st.sequenced_below OR EXISTS (
+          SELECT 1 FROM export_log e WHERE e.log_xid = s.log_xid AND e.position > hold.cursor)))
+  ORDER BY end_ns LIMIT %s
   FOR UPDATE SKIP LOCKED
 ), spans_gone AS (
   DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM doomed) RETURNING 1
@@ -174,6 +184,11 @@ WITH doomed AS (
   DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM doomed) RETURNING 1
 )
 SELECT (SELECT count(*) FROM traces_gone), (SELECT count(*) FROM spans_gone)"""
+
+# positions every exporter has passed (none are pruned while no exporter is configured)
+_PRUNE_EXPORT_LOG = (
+    "DELETE FROM export_log WHERE position < (SELECT min(position) FROM export_cursors)"
+)
 
 _EXPIRE_SESSIONS = """
 WITH doomed AS (
@@ -203,13 +218,13 @@ def describe_dsn(dsn: str) -> str:
 def migrate_schema(settings: PostgresSettings) -> list[int]:
     """Apply the pending migrations (see `pg_schema`); return the versions applied."""
     try:
-        with psycopg.connect(settings.dsn, **_connect_kwargs(settings)) as conn:
+        with psycopg.connect(settings.dsn, **connect_kwargs(settings)) as conn:
             return pg_schema.migrate(conn, settings.schema)
     except psycopg.OperationalError as exc:
         raise _unreachable(settings, exc) from exc
 
 
-def _connect_kwargs(settings: PostgresSettings) -> dict[str, Any]:
+def connect_kwargs(settings: PostgresSettings) -> dict[str, Any]:
     return {
         "autocommit": True,
         "connect_timeout": max(1, round(settings.connect_timeout_s)),
@@ -234,7 +249,7 @@ class PostgresStore(SqlReads):
             min_size=1,
             max_size=settings.pool_size,
             timeout=settings.connect_timeout_s,
-            kwargs=_connect_kwargs(settings),
+            kwargs=connect_kwargs(settings),
             configure=self._configure,
             open=False,
             name="session-bridge",
@@ -310,6 +325,7 @@ class PostgresStore(SqlReads):
             if traces_before_ns is not None:
                 row = conn.execute(_EXPIRE_TRACES, (traces_before_ns, limit)).fetchone()
                 expired.traces, expired.spans = (int(n) for n in row) if row else (0, 0)
+                conn.execute(_PRUNE_EXPORT_LOG)
             if sessions_before_ns is not None:
                 expired.sessions = conn.execute(
                     _EXPIRE_SESSIONS, (sessions_before_ns, limit)
