@@ -168,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         if config.receivers.otlp.workers > 1:
             data_dir = Path(config.storage.data_dir).expanduser().resolve()
             share_metrics_between_processes(data_dir / ".metrics")
+        from session_bridge.receivers.connections import raise_open_file_limit
         from session_bridge.server import Bridge
+
+        raise_open_file_limit()  # every connection holds a file descriptor
 
         asyncio.run(_serve(Bridge(config)))
     except OSError as exc:

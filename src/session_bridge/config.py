@@ -39,14 +39,44 @@ class ByteSize(int):
 
 
 @dataclass
+class KeepaliveServerParameters:
+    max_connection_idle: Duration = Duration(300.0)  # 0: never
+    max_connection_age: Duration = Duration(0.0)  # 0: never
+    max_connection_age_grace: Duration = Duration(0.0)  # 0: forever
+    time: Duration = Duration(7200.0)
+    timeout: Duration = Duration(20.0)
+
+
+@dataclass
+class KeepaliveEnforcementPolicy:
+    min_time: Duration = Duration(300.0)
+    permit_without_stream: bool = False
+
+
+@dataclass
+class GrpcKeepaliveConfig:
+    server_parameters: KeepaliveServerParameters = field(default_factory=KeepaliveServerParameters)
+    enforcement_policy: KeepaliveEnforcementPolicy = field(
+        default_factory=KeepaliveEnforcementPolicy
+    )
+
+
+@dataclass
 class GrpcConfig:
     endpoint: str = "127.0.0.1:4317"
     enabled: bool = True
+    max_concurrent_streams: int = 100
+    max_connections: int = 1000
+    keepalive: GrpcKeepaliveConfig = field(default_factory=GrpcKeepaliveConfig)
 
 
 @dataclass
 class HttpConfig:
     endpoint: str = "127.0.0.1:4318"
+    read_header_timeout: Duration = Duration(10.0)
+    read_timeout: Duration = Duration(60.0)
+    idle_timeout: Duration = Duration(60.0)
+    max_connections: int = 1000
 
 
 @dataclass
@@ -276,6 +306,21 @@ _RANGES: dict[str, tuple[float, float]] = {
     "receivers.otlp.max_pending_requests": (1, 100_000),
     "receivers.otlp.workers": (1, 64),
     "receivers.otlp.retry_after": (0, 3600),
+    "receivers.otlp.protocols.http.read_header_timeout": (0.01, 3600),
+    "receivers.otlp.protocols.http.read_timeout": (0.01, 86400),
+    "receivers.otlp.protocols.http.idle_timeout": (0.01, 86400),
+    "receivers.otlp.protocols.http.max_connections": (1, 1_000_000),
+    "receivers.otlp.protocols.grpc.max_concurrent_streams": (1, 1_000_000),
+    "receivers.otlp.protocols.grpc.max_connections": (1, 1_000_000),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_idle": (0, 1e7),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_age": (0, 1e7),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_age_grace": (
+        0,
+        1e7,
+    ),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.time": (1, 1e7),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.timeout": (1, 3600),
+    "receivers.otlp.protocols.grpc.keepalive.enforcement_policy.min_time": (0, 1e7),
     "sessions.inactivity_timeout": (1, 365 * 86400),
     "api.default_page_size": (1, 1000),
 }

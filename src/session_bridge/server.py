@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,12 @@ from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
 from session_bridge.keys import IngestAuth, KeyRing
 from session_bridge.pipeline import IngestPipeline, LocalPreparer, Preparer
+from session_bridge.receivers.connections import (
+    HttpLimits,
+    listen,
+    protocol_class,
+    warn_if_connections_exceed_file_limit,
+)
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
@@ -177,23 +182,35 @@ class Bridge:
         if otlp.protocols.grpc.enabled:
             server, port = create_server(
                 TraceReceiver(pipeline, addresses, ingest_auth),
-                otlp.protocols.grpc.endpoint,
+                otlp.protocols.grpc,
                 int(otlp.max_request_body_size),
             )
             server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
             grpc_endpoint = join_endpoint(split_endpoint(otlp.protocols.grpc.endpoint)[0], port)
-        host, port = split_endpoint(otlp.protocols.http.endpoint)
-        sock = _listen(host, port)
+        http_cfg = otlp.protocols.http
+        grpc_cfg = otlp.protocols.grpc
+        warn_if_connections_exceed_file_limit(
+            http_cfg.max_connections + (grpc_cfg.max_connections if grpc_cfg.enabled else 0)
+        )
+        host, port = split_endpoint(http_cfg.endpoint)
+        sock = listen(host, port)
         app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
         app.include_router(passthrough.router())
+        limits = HttpLimits(
+            float(http_cfg.read_header_timeout),
+            float(http_cfg.read_timeout),
+            http_cfg.max_connections,
+        )
         uv_config = uvicorn.Config(
             app,
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="httptools",
+            http=protocol_class(limits),
+            ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
+            timeout_keep_alive=float(http_cfg.idle_timeout),  # type: ignore[arg-type]
             timeout_graceful_shutdown=5,
         )
         self._http = _Uvicorn(uv_config)
@@ -238,17 +255,3 @@ class Bridge:
             self._retention.close()
         if self._store is not None:
             self._store.close()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
