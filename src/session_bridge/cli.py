@@ -82,7 +82,8 @@ def _announce(
     lines = [
         f"otel-session-bridge {__version__} is running"
         + (f" ({workers} map workers)" if workers > 1 else ""),
-        f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}",
+        f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}"
+        + (f" ({endpoints.grpc_tls})" if endpoints.grpc_tls else ""),
         f"  OTLP/HTTP     {endpoints.http}/v1/traces",
         f"  Sessions API  {endpoints.http}/api/v1/sessions",
         f"  All APIs      {endpoints.http}/openapi.json",

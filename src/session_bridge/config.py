@@ -39,6 +39,21 @@ class ByteSize(int):
 
 
 @dataclass
+class TlsConfig:
+    """A listener's TLS (the Collector's `tls:` block): off unless cert_file is set."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""  # set: clients must present a certificate it signed (mTLS)
+    min_version: str = "1.2"
+    reload_interval: Duration = Duration(0.0)  # 0: the files are read once, at start
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+
+@dataclass
 class KeepaliveServerParameters:
     max_connection_idle: Duration = Duration(300.0)  # 0: never
     max_connection_age: Duration = Duration(0.0)  # 0: never
@@ -68,6 +83,7 @@ class GrpcConfig:
     max_concurrent_streams: int = 100
     max_connections: int = 1000
     keepalive: GrpcKeepaliveConfig = field(default_factory=GrpcKeepaliveConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass
@@ -77,6 +93,7 @@ class HttpConfig:
     read_timeout: Duration = Duration(60.0)
     idle_timeout: Duration = Duration(60.0)
     max_connections: int = 1000
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass
@@ -294,6 +311,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("debug", "info", "warning", "error"),
     "privacy.client_ip": ("keep", "truncate", "drop"),
     "receivers.otlp.auth": ("required", "optional", "off"),
+    "receivers.otlp.protocols.http.tls.min_version": ("1.2", "1.3"),
+    "receivers.otlp.protocols.grpc.tls.min_version": ("1.2", "1.3"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "storage.postgres.pool_size": (2, 100),
@@ -310,8 +329,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "receivers.otlp.protocols.http.read_timeout": (0.01, 86400),
     "receivers.otlp.protocols.http.idle_timeout": (0.01, 86400),
     "receivers.otlp.protocols.http.max_connections": (1, 1_000_000),
+    "receivers.otlp.protocols.http.tls.reload_interval": (0, 86400),
     "receivers.otlp.protocols.grpc.max_concurrent_streams": (1, 1_000_000),
     "receivers.otlp.protocols.grpc.max_connections": (1, 1_000_000),
+    "receivers.otlp.protocols.grpc.tls.reload_interval": (0, 86400),
     "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_idle": (0, 1e7),
     "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_age": (0, 1e7),
     "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_age_grace": (
@@ -531,6 +552,27 @@ def _check_relations(config: BridgeConfig, problems: list[str]) -> None:
     _check_exporters(config.exporters, problems)
     if config.receivers.otlp.auth == "required" and not config.auth.api_keys:
         problems.append("receivers.otlp.auth: required needs at least one auth.api_keys entry")
+    protocols = config.receivers.otlp.protocols
+    _check_tls(protocols.http.tls, "receivers.otlp.protocols.http.tls", problems)
+    _check_tls(protocols.grpc.tls, "receivers.otlp.protocols.grpc.tls", problems)
+    if protocols.grpc.tls.min_version != "1.2":
+        problems.append(
+            "receivers.otlp.protocols.grpc.tls.min_version: only 1.2 is supported (the gRPC"
+            " library always accepts TLS 1.2 and 1.3; put a proxy in front to require 1.3)"
+        )
+
+
+def _check_tls(tls: TlsConfig, path: str, problems: list[str]) -> None:
+    if not tls.cert_file:
+        if tls.key_file or tls.client_ca_file:
+            problems.append(f"{path}.cert_file: required when key_file or client_ca_file is set")
+        return
+    if not tls.key_file:
+        problems.append(f"{path}.key_file: required when cert_file is set")
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        name = getattr(tls, key)
+        if name and not Path(name).expanduser().is_file():
+            problems.append(f"{path}.{key}: no such file: {name}")
 
 
 def secret_digest(key: ApiKeyConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from session_bridge.receivers.connections import (
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
+from session_bridge.receivers.tls import TlsFiles, http_context, reload_http_context
 from session_bridge.store.base import Store
 from session_bridge.store.factory import describe_storage, open_store
 from session_bridge.store.retention import RetentionWorker
@@ -58,7 +60,8 @@ class _Uvicorn(uvicorn.Server):
 @dataclass(frozen=True)
 class Endpoints:
     grpc: str | None  # host:port
-    http: str  # http://host:port
+    http: str  # http://host:port, or https:// with TLS
+    grpc_tls: str = ""  # "", "TLS" or "mutual TLS"
 
     @property
     def otlp_http_env(self) -> str:
@@ -136,6 +139,7 @@ class Bridge:
         self._grpc: grpc.aio.Server | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
+        self._tls_reload: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
 
     async def start(self) -> Endpoints:
@@ -194,6 +198,7 @@ class Bridge:
         warn_if_connections_exceed_file_limit(
             http_cfg.max_connections + (grpc_cfg.max_connections if grpc_cfg.enabled else 0)
         )
+        context = self._http_tls()
         host, port = split_endpoint(http_cfg.endpoint)
         sock = listen(host, port)
         app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
@@ -212,6 +217,7 @@ class Bridge:
             ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
             timeout_keep_alive=float(http_cfg.idle_timeout),  # type: ignore[arg-type]
             timeout_graceful_shutdown=5,
+            ssl_context_factory=(lambda _config, _default: context) if context else None,
         )
         self._http = _Uvicorn(uv_config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
@@ -221,8 +227,13 @@ class Bridge:
                 raise OSError(f"cannot serve HTTP on {otlp.protocols.http.endpoint}")
             await asyncio.sleep(0.01)
         bound_host, bound_port = sock.getsockname()[:2]
+        grpc_tls = grpc_cfg.tls
         self.endpoints = Endpoints(
-            grpc=grpc_endpoint, http=f"http://{join_endpoint(bound_host, bound_port)}"
+            grpc=grpc_endpoint,
+            http=f"{'https' if context else 'http'}://{join_endpoint(bound_host, bound_port)}",
+            grpc_tls=(
+                ("mutual TLS" if grpc_tls.client_ca_file else "TLS") if grpc_tls.enabled else ""
+            ),
         )
         if keys.is_open:
             log.warning(
@@ -237,8 +248,21 @@ class Bridge:
             )
         return self.endpoints
 
+    def _http_tls(self) -> ssl.SSLContext | None:
+        """The HTTP listener's TLS context (None: plain HTTP), reloaded if configured."""
+        tls = self.config.receivers.otlp.protocols.http.tls
+        if not tls.enabled:
+            return None
+        files = TlsFiles(tls)
+        context = http_context(files)
+        if tls.reload_interval:
+            self._tls_reload = asyncio.create_task(reload_http_context(context, files))
+        return context
+
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop accepting, finish the requests in flight, then close the store."""
+        if self._tls_reload is not None:
+            self._tls_reload.cancel()
         if self._http is not None:
             self._http.should_exit = True
         if self._grpc is not None:

@@ -29,6 +29,7 @@ from session_bridge.keys import IngestAuth, UnauthenticatedError
 from session_bridge.pipeline import IngestPipeline, RetryableError
 from session_bridge.prepare import RawRequest
 from session_bridge.receivers.decode import BodyFormat, DecodeFailure
+from session_bridge.receivers.tls import TlsFiles, grpc_credentials
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,16 @@ def server_options(config: GrpcConfig, max_message_bytes: int) -> list[tuple[str
 def create_server(
     receiver: TraceReceiver, config: GrpcConfig, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server bound to `config.endpoint`; returns it and the bound port. A port
-    already in use is an error rather than silently shared (no SO_REUSEPORT)."""
+    """A grpc.aio server bound to `config.endpoint`, with TLS when `config.tls` has a
+    certificate; returns it and the bound port. A port already in use is an error rather
+    than silently shared (no SO_REUSEPORT)."""
     server = grpc.aio.server(options=server_options(config, max_message_bytes))
     server.add_generic_rpc_handlers((receiver.handler(),))
-    port = server.add_insecure_port(config.endpoint)
+    if config.tls.enabled:
+        credentials = grpc_credentials(TlsFiles(config.tls))
+        port = server.add_secure_port(config.endpoint, credentials)
+    else:
+        port = server.add_insecure_port(config.endpoint)
     if port == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {config.endpoint}")
     return server, port
