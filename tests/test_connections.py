@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from session_bridge.config import BridgeConfig
+from session_bridge.config import BridgeConfig, Duration
 from tests.conftest import RunningBridge, make_config
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -249,3 +249,23 @@ def test_grpc_connections_beyond_max_connections_are_refused(
     deadline = time.monotonic() + GIVE_UP_S  # once the server saw the close, there is room
     while _grpc_call(bridge.grpc_endpoint) is not None:
         assert time.monotonic() < deadline, "no room after the gRPC connection was closed"
+
+
+def test_an_idle_grpc_connection_is_closed_after_max_connection_idle(
+    tmp_path: Path, start_bridge: Callable[[BridgeConfig], RunningBridge]
+) -> None:
+    config = make_config(tmp_path / "data")
+    keepalive = config.receivers.otlp.protocols.grpc.keepalive
+    keepalive.server_parameters.max_connection_idle = Duration(0.5)
+
+    async def scenario(target: str) -> grpc.ChannelConnectivity:
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            await channel.unary_unary(EXPORT)(b"", timeout=GIVE_UP_S)
+            assert channel.get_state() == grpc.ChannelConnectivity.READY
+            async with asyncio.timeout(GIVE_UP_S):  # the server's GOAWAY makes it idle
+                await channel.wait_for_state_change(grpc.ChannelConnectivity.READY)
+            return channel.get_state()
+
+    bridge = start_bridge(config)
+    assert asyncio.run(scenario(bridge.grpc_endpoint)) == grpc.ChannelConnectivity.IDLE
