@@ -82,7 +82,8 @@ def _announce(
     lines = [
         f"otel-session-bridge {__version__} is running"
         + (f" ({workers} map workers)" if workers > 1 else ""),
-        f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}",
+        f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}"
+        + (f" ({endpoints.grpc_tls})" if endpoints.grpc_tls else ""),
         f"  OTLP/HTTP     {endpoints.http}/v1/traces",
         f"  Sessions API  {endpoints.http}/api/v1/sessions",
         f"  All APIs      {endpoints.http}/openapi.json",
@@ -168,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         if config.receivers.otlp.workers > 1:
             data_dir = Path(config.storage.data_dir).expanduser().resolve()
             share_metrics_between_processes(data_dir / ".metrics")
+        from session_bridge.receivers.connections import raise_open_file_limit
         from session_bridge.server import Bridge
+
+        raise_open_file_limit()  # every connection holds a file descriptor
 
         asyncio.run(_serve(Bridge(config)))
     except OSError as exc:

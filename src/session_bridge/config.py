@@ -39,14 +39,61 @@ class ByteSize(int):
 
 
 @dataclass
+class TlsConfig:
+    """A listener's TLS (the Collector's `tls:` block): off unless cert_file is set."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""  # set: clients must present a certificate it signed (mTLS)
+    min_version: str = "1.2"
+    reload_interval: Duration = Duration(0.0)  # 0: the files are read once, at start
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+
+@dataclass
+class KeepaliveServerParameters:
+    max_connection_idle: Duration = Duration(300.0)  # 0: never
+    max_connection_age: Duration = Duration(0.0)  # 0: never
+    max_connection_age_grace: Duration = Duration(0.0)  # 0: forever
+    time: Duration = Duration(7200.0)
+    timeout: Duration = Duration(20.0)
+
+
+@dataclass
+class KeepaliveEnforcementPolicy:
+    min_time: Duration = Duration(300.0)
+    permit_without_stream: bool = False
+
+
+@dataclass
+class GrpcKeepaliveConfig:
+    server_parameters: KeepaliveServerParameters = field(default_factory=KeepaliveServerParameters)
+    enforcement_policy: KeepaliveEnforcementPolicy = field(
+        default_factory=KeepaliveEnforcementPolicy
+    )
+
+
+@dataclass
 class GrpcConfig:
     endpoint: str = "127.0.0.1:4317"
     enabled: bool = True
+    max_concurrent_streams: int = 100
+    max_connections: int = 1000
+    keepalive: GrpcKeepaliveConfig = field(default_factory=GrpcKeepaliveConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass
 class HttpConfig:
     endpoint: str = "127.0.0.1:4318"
+    read_header_timeout: Duration = Duration(10.0)
+    read_timeout: Duration = Duration(60.0)
+    idle_timeout: Duration = Duration(60.0)
+    max_connections: int = 1000
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass
@@ -264,6 +311,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("debug", "info", "warning", "error"),
     "privacy.client_ip": ("keep", "truncate", "drop"),
     "receivers.otlp.auth": ("required", "optional", "off"),
+    "receivers.otlp.protocols.http.tls.min_version": ("1.2", "1.3"),
+    "receivers.otlp.protocols.grpc.tls.min_version": ("1.2", "1.3"),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "storage.postgres.pool_size": (2, 100),
@@ -276,6 +325,23 @@ _RANGES: dict[str, tuple[float, float]] = {
     "receivers.otlp.max_pending_requests": (1, 100_000),
     "receivers.otlp.workers": (1, 64),
     "receivers.otlp.retry_after": (0, 3600),
+    "receivers.otlp.protocols.http.read_header_timeout": (0.01, 3600),
+    "receivers.otlp.protocols.http.read_timeout": (0.01, 86400),
+    "receivers.otlp.protocols.http.idle_timeout": (0.01, 86400),
+    "receivers.otlp.protocols.http.max_connections": (1, 1_000_000),
+    "receivers.otlp.protocols.http.tls.reload_interval": (0, 86400),
+    "receivers.otlp.protocols.grpc.max_concurrent_streams": (1, 1_000_000),
+    "receivers.otlp.protocols.grpc.max_connections": (1, 1_000_000),
+    "receivers.otlp.protocols.grpc.tls.reload_interval": (0, 86400),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_idle": (0, 1e7),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_age": (0, 1e7),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.max_connection_age_grace": (
+        0,
+        1e7,
+    ),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.time": (1, 1e7),
+    "receivers.otlp.protocols.grpc.keepalive.server_parameters.timeout": (1, 3600),
+    "receivers.otlp.protocols.grpc.keepalive.enforcement_policy.min_time": (0, 1e7),
     "sessions.inactivity_timeout": (1, 365 * 86400),
     "api.default_page_size": (1, 1000),
 }
@@ -486,6 +552,27 @@ def _check_relations(config: BridgeConfig, problems: list[str]) -> None:
     _check_exporters(config.exporters, problems)
     if config.receivers.otlp.auth == "required" and not config.auth.api_keys:
         problems.append("receivers.otlp.auth: required needs at least one auth.api_keys entry")
+    protocols = config.receivers.otlp.protocols
+    _check_tls(protocols.http.tls, "receivers.otlp.protocols.http.tls", problems)
+    _check_tls(protocols.grpc.tls, "receivers.otlp.protocols.grpc.tls", problems)
+    if protocols.grpc.tls.min_version != "1.2":
+        problems.append(
+            "receivers.otlp.protocols.grpc.tls.min_version: only 1.2 is supported (the gRPC"
+            " library always accepts TLS 1.2 and 1.3; put a proxy in front to require 1.3)"
+        )
+
+
+def _check_tls(tls: TlsConfig, path: str, problems: list[str]) -> None:
+    if not tls.cert_file:
+        if tls.key_file or tls.client_ca_file:
+            problems.append(f"{path}.cert_file: required when key_file or client_ca_file is set")
+        return
+    if not tls.key_file:
+        problems.append(f"{path}.key_file: required when cert_file is set")
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        name = getattr(tls, key)
+        if name and not Path(name).expanduser().is_file():
+            problems.append(f"{path}.{key}: no such file: {name}")
 
 
 def secret_digest(key: ApiKeyConfig) -> str:

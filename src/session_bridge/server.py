@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
+import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +29,16 @@ from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
 from session_bridge.keys import IngestAuth, KeyRing
 from session_bridge.pipeline import IngestPipeline, LocalPreparer, Preparer
+from session_bridge.receivers.connections import (
+    HttpLimits,
+    listen,
+    protocol_class,
+    warn_if_connections_exceed_file_limit,
+)
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
+from session_bridge.receivers.tls import TlsFiles, http_context, reload_http_context
 from session_bridge.store.base import Store
 from session_bridge.store.factory import describe_storage, open_store
 from session_bridge.store.retention import RetentionWorker
@@ -53,7 +60,8 @@ class _Uvicorn(uvicorn.Server):
 @dataclass(frozen=True)
 class Endpoints:
     grpc: str | None  # host:port
-    http: str  # http://host:port
+    http: str  # http://host:port, or https:// with TLS
+    grpc_tls: str = ""  # "", "TLS" or "mutual TLS"
 
     @property
     def otlp_http_env(self) -> str:
@@ -131,6 +139,7 @@ class Bridge:
         self._grpc: grpc.aio.Server | None = None
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
+        self._tls_reload: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
 
     async def start(self) -> Endpoints:
@@ -177,24 +186,38 @@ class Bridge:
         if otlp.protocols.grpc.enabled:
             server, port = create_server(
                 TraceReceiver(pipeline, addresses, ingest_auth),
-                otlp.protocols.grpc.endpoint,
+                otlp.protocols.grpc,
                 int(otlp.max_request_body_size),
             )
             server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
             grpc_endpoint = join_endpoint(split_endpoint(otlp.protocols.grpc.endpoint)[0], port)
-        host, port = split_endpoint(otlp.protocols.http.endpoint)
-        sock = _listen(host, port)
+        http_cfg = otlp.protocols.http
+        grpc_cfg = otlp.protocols.grpc
+        warn_if_connections_exceed_file_limit(
+            http_cfg.max_connections + (grpc_cfg.max_connections if grpc_cfg.enabled else 0)
+        )
+        context = self._http_tls()
+        host, port = split_endpoint(http_cfg.endpoint)
+        sock = listen(host, port)
         app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
         app.include_router(passthrough.router())
+        limits = HttpLimits(
+            float(http_cfg.read_header_timeout),
+            float(http_cfg.read_timeout),
+            http_cfg.max_connections,
+        )
         uv_config = uvicorn.Config(
             app,
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="httptools",
+            http=protocol_class(limits),
+            ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
+            timeout_keep_alive=float(http_cfg.idle_timeout),  # type: ignore[arg-type]
             timeout_graceful_shutdown=5,
+            ssl_context_factory=(lambda _config, _default: context) if context else None,
         )
         self._http = _Uvicorn(uv_config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
@@ -204,8 +227,13 @@ class Bridge:
                 raise OSError(f"cannot serve HTTP on {otlp.protocols.http.endpoint}")
             await asyncio.sleep(0.01)
         bound_host, bound_port = sock.getsockname()[:2]
+        grpc_tls = grpc_cfg.tls
         self.endpoints = Endpoints(
-            grpc=grpc_endpoint, http=f"http://{join_endpoint(bound_host, bound_port)}"
+            grpc=grpc_endpoint,
+            http=f"{'https' if context else 'http'}://{join_endpoint(bound_host, bound_port)}",
+            grpc_tls=(
+                ("mutual TLS" if grpc_tls.client_ca_file else "TLS") if grpc_tls.enabled else ""
+            ),
         )
         if keys.is_open:
             log.warning(
@@ -220,8 +248,21 @@ class Bridge:
             )
         return self.endpoints
 
+    def _http_tls(self) -> ssl.SSLContext | None:
+        """The HTTP listener's TLS context (None: plain HTTP), reloaded if configured."""
+        tls = self.config.receivers.otlp.protocols.http.tls
+        if not tls.enabled:
+            return None
+        files = TlsFiles(tls)
+        context = http_context(files)
+        if tls.reload_interval:
+            self._tls_reload = asyncio.create_task(reload_http_context(context, files))
+        return context
+
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop accepting, finish the requests in flight, then close the store."""
+        if self._tls_reload is not None:
+            self._tls_reload.cancel()
         if self._http is not None:
             self._http.should_exit = True
         if self._grpc is not None:
@@ -238,17 +279,3 @@ class Bridge:
             self._retention.close()
         if self._store is not None:
             self._store.close()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock

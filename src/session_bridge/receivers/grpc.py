@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from session_bridge.config import GrpcConfig
 from session_bridge.enrich.client_address import (
     ClientAddressResolver,
     grpc_peer_address,
@@ -28,6 +29,7 @@ from session_bridge.keys import IngestAuth, UnauthenticatedError
 from session_bridge.pipeline import IngestPipeline, RetryableError
 from session_bridge.prepare import RawRequest
 from session_bridge.receivers.decode import BodyFormat, DecodeFailure
+from session_bridge.receivers.tls import TlsFiles, grpc_credentials
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +95,47 @@ class TraceReceiver:
         )
 
 
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def server_options(config: GrpcConfig, max_message_bytes: int) -> list[tuple[str, int]]:
+    """grpcio channel arguments for the Collector-style settings of `config`."""
+    params = config.keepalive.server_parameters
+    policy = config.keepalive.enforcement_policy
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        ("grpc.max_allowed_incoming_connections", config.max_connections),
+        ("grpc.keepalive_time_ms", _ms(params.time)),
+        ("grpc.keepalive_timeout_ms", _ms(params.timeout)),
+        ("grpc.http2.min_ping_interval_without_data_ms", round(policy.min_time * 1000)),
+        ("grpc.keepalive_permit_without_calls", int(policy.permit_without_stream)),
+    ]
+    if params.max_connection_idle:
+        options.append(("grpc.max_connection_idle_ms", _ms(params.max_connection_idle)))
+    if params.max_connection_age:
+        options.append(("grpc.max_connection_age_ms", _ms(params.max_connection_age)))
+    if params.max_connection_age_grace:
+        options.append(("grpc.max_connection_age_grace_ms", _ms(params.max_connection_age_grace)))
+    return options
+
+
 def create_server(
-    receiver: TraceReceiver, endpoint: str, max_message_bytes: int
+    receiver: TraceReceiver, config: GrpcConfig, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server bound to `endpoint`; returns it and the bound port. A port
-    already in use is an error rather than silently shared (no SO_REUSEPORT)."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
+    """A grpc.aio server bound to `config.endpoint`, with TLS when `config.tls` has a
+    certificate; returns it and the bound port. A port already in use is an error rather
+    than silently shared (no SO_REUSEPORT)."""
+    server = grpc.aio.server(options=server_options(config, max_message_bytes))
     server.add_generic_rpc_handlers((receiver.handler(),))
-    port = server.add_insecure_port(endpoint)
+    if config.tls.enabled:
+        credentials = grpc_credentials(TlsFiles(config.tls))
+        port = server.add_secure_port(config.endpoint, credentials)
+    else:
+        port = server.add_insecure_port(config.endpoint)
     if port == 0:
-        raise OSError(f"cannot listen for OTLP/gRPC on {endpoint}")
+        raise OSError(f"cannot listen for OTLP/gRPC on {config.endpoint}")
     return server, port
