@@ -392,6 +392,22 @@ _IO_LATE_SOURCES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("pydantic_ai.all_messages",), ("final_result",)),
     (("tool_arguments",), ("tool_response",)),
 )
+_FLAT_PREFIXES = ("gen_ai.prompt.", "llm.input_messages.", "gen_ai.completion.",
+                  "llm.output_messages.")  # fmt: skip
+# every attribute key a source below reads (the flattened ones by prefix)
+_IO_KEYS = frozenset(
+    key
+    for sources in (_IO_ATTRIBUTE_SOURCES, _IO_LATE_SOURCES)
+    for keys_in, keys_out in sources
+    for key in (*keys_in, *keys_out)
+) | {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.call.arguments",
+     "gen_ai.tool.call.result"}  # fmt: skip
+
+
+def _has_flat(attributes: Mapping[str, Any]) -> bool:
+    return any(key.startswith(_FLAT_PREFIXES) for key in attributes)
+
+
 _MESSAGE_EVENTS_IN = ("gen_ai.system.message", "gen_ai.user.message", "gen_ai.assistant.message",
                       "gen_ai.tool.message")  # fmt: skip
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
@@ -402,6 +418,8 @@ _FLAT_COMPLETION = re.compile(r"^(gen_ai\.completion|llm\.output_messages)\.(\d+
 def span_io(raw: RawSpan) -> tuple[Any, Any]:
     """A span's (input, output): for each, the first source, in Langfuse's order, that
     has a value. JSON text that holds an object or array is parsed."""
+    if not raw.events and _IO_KEYS.isdisjoint(raw.attributes) and not _has_flat(raw.attributes):
+        return None, None  # most spans: no source at all (one set operation, not ~30 lookups)
     found_in: Any = None
     found_out: Any = None
     for source_in, source_out in _io_candidates(raw):
