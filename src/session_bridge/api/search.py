@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends
 
 from session_bridge.api.auth import ApiAuth, Scheme
 from session_bridge.api.errors import bad_parameter, error_responses
+from session_bridge.api.params import KNOWN_QUERY_PARAMETERS
 from session_bridge.api.search_models import (
     TRUNCATED_LENGTH,
     AndNode,
@@ -162,7 +163,7 @@ def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> A
     router = APIRouter(
         prefix="/v2/projects/{project_id}",
         tags=["galileo"],
-        dependencies=auth.documented(Scheme.GALILEO, Scheme.BEARER),
+        dependencies=[*auth.documented(Scheme.GALILEO, Scheme.BEARER), KNOWN_QUERY_PARAMETERS],
         responses=error_responses(400, 401, 404),
     )
     Project = Annotated[
