@@ -316,3 +316,43 @@ def test_the_largest_search_within_the_bounds_runs(odd: RunningBridge) -> None:
         )
         == 8
     )
+
+
+# -- NUL characters (no PostgreSQL text can hold one) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/api/v1/sessions/a%00b", {}, "session_id"),
+        ("/api/public/sessions/a%00b", {}, "sessionId"),
+        (f"{P}/a%00b/traces", {}, "sessionId"),
+        (f"{P}/a%2F%00/metrics", {}, "sessionId"),
+        ("/api/v1/sessions", {"user.id": "u\x001"}, "user.id"),
+        ("/api/public/sessions", {"environment": ["production", "prod\x00"]}, "environment"),
+        (f"{P}/export", {"sessionId": "a\x00"}, "sessionId"),
+        (f"{P}/generations", {"model": "gpt\x00"}, "model"),
+        ("/api/v1/sessions", {"cursor": cursor(["n", 1, "a\x00"])}, "cursor"),
+    ],
+)
+def test_nul_characters_in_the_url_are_400(
+    odd: RunningBridge, path: str, params: dict[str, Any], named: str
+) -> None:
+    assert f"'{named}'" in bad(odd, path, params)
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"filters": [leaf("text", "user_id", "eq", "u\x001")["filter"]]}, "filters[0].value"),
+        (
+            {"filter_tree": {"or": [ID_A, leaf("collection", "services", "one_of", ["a\x00"])]}},
+            "filter_tree.or[1].filter.value",
+        ),
+        ({"previous_last_row_id": "a\x00"}, "previous_last_row_id"),
+    ],
+)
+def test_nul_characters_in_a_search_are_400(
+    odd: RunningBridge, body: dict[str, Any], named: str
+) -> None:
+    assert f"'{named}'" in bad(odd, SEARCH, body=body)

@@ -26,7 +26,7 @@ from session_bridge.api.cursor import HexId, decode_cursor, encode_cursor
 from session_bridge.api.errors import error_responses, not_found
 from session_bridge.api.event_export import EXPORT_FORMATS, export_events
 from session_bridge.api.params import (
-    KNOWN_QUERY_PARAMETERS,
+    CHECKED_PARAMETERS,
     From,
     SessionIdPath,
     To,
@@ -56,7 +56,7 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/projects/{projectId}/sessions",
         tags=["agent traces"],
-        dependencies=[*auth.documented(Scheme.BEARER), KNOWN_QUERY_PARAMETERS],
+        dependencies=[*auth.documented(Scheme.BEARER), CHECKED_PARAMETERS],
         responses=error_responses(400, 401, 404),
     )
     Project = Annotated[str, Depends(auth.path_project("projectId", Scheme.BEARER))]

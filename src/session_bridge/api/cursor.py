@@ -46,6 +46,8 @@ def _fits(value: Any, item: Item) -> bool:
         return type(value) is str and len(value) == item.digits and _HEX.issuperset(value)
     if isinstance(item, OneOf):
         return value in item.words
+    if item is str:
+        return type(value) is str and "\x00" not in value  # see params.nul_free
     return type(value) is item
 
 

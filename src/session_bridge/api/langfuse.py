@@ -18,7 +18,7 @@ from session_bridge.api.agent_models import CamelModel
 from session_bridge.api.auth import ApiAuth, Scheme
 from session_bridge.api.errors import error_responses, not_found
 from session_bridge.api.params import (
-    KNOWN_QUERY_PARAMETERS,
+    CHECKED_PARAMETERS,
     SessionIdPath,
     Timestamp,
     since_ns,
@@ -122,7 +122,7 @@ def langfuse_router(store: Store, auth: ApiAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/public",
         tags=["langfuse"],
-        dependencies=[*auth.documented(Scheme.BASIC), KNOWN_QUERY_PARAMETERS],
+        dependencies=[*auth.documented(Scheme.BASIC), CHECKED_PARAMETERS],
         responses=error_responses(400, 401),
     )
     Project = Annotated[str, Depends(auth.key_project(Scheme.BASIC))]

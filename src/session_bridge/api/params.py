@@ -8,6 +8,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator
 
+from session_bridge.api.errors import bad_parameter
 from session_bridge.api.raw_path import PathSegment
 from session_bridge.timefmt import ns_from_datetime
 
@@ -55,10 +56,21 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def known_query_parameters(request: Request) -> None:
+def nul_free(name: str, value: str) -> str:
+    """`value`, refused when it holds a NUL character: no text column of PostgreSQL can,
+    so it can match nothing stored (and the database would refuse the query)."""
+    if "\x00" in value:
+        raise bad_parameter(name, "contains a NUL character")
+    return value
+
+
+def checked_parameters(request: Request) -> None:
     """A route dependency: a query parameter the operation does not take is a 400 naming
     it (ignoring it would answer another question than the one asked, e.g. every session
-    for a misspelt filter). Repeating an accepted parameter is fine."""
+    for a misspelt filter; repeating an accepted one is fine), and so is a path or query
+    value holding a NUL character."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        nul_free(name, value)
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -73,5 +85,5 @@ def known_query_parameters(request: Request) -> None:
         )
 
 
-KNOWN_QUERY_PARAMETERS = Depends(known_query_parameters)
+CHECKED_PARAMETERS = Depends(checked_parameters)
 """Put in every query API router's `dependencies`."""

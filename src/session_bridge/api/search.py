@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends
 
 from session_bridge.api.auth import ApiAuth, Scheme
 from session_bridge.api.errors import bad_parameter, error_responses
-from session_bridge.api.params import KNOWN_QUERY_PARAMETERS
+from session_bridge.api.params import CHECKED_PARAMETERS, nul_free
 from session_bridge.api.search_models import (
     TRUNCATED_LENGTH,
     AndNode,
@@ -86,7 +86,11 @@ class Budget:
     values: int = 0
 
     def spend(self, value: Any, where: str) -> None:
-        count = len(value) if isinstance(value, list) else 1
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str):
+                nul_free(f"{where}.value", item)
+        count = len(values)
         if count > MAX_LIST_VALUES:
             raise bad_parameter(
                 f"{where}.value", f"{count} values; a list takes at most {MAX_LIST_VALUES}"
@@ -163,7 +167,7 @@ def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> A
     router = APIRouter(
         prefix="/v2/projects/{project_id}",
         tags=["galileo"],
-        dependencies=[*auth.documented(Scheme.GALILEO, Scheme.BEARER), KNOWN_QUERY_PARAMETERS],
+        dependencies=[*auth.documented(Scheme.GALILEO, Scheme.BEARER), CHECKED_PARAMETERS],
         responses=error_responses(400, 401, 404),
     )
     Project = Annotated[
@@ -230,6 +234,8 @@ def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> A
         project_id: Project, request: SessionSearchRequest
     ) -> SessionSearchResponse:
         """Sessions of the project matching the filters, one page."""
+        if request.previous_last_row_id is not None:
+            nul_free("previous_last_row_id", request.previous_last_row_id)
         budget = Budget()
         conditions = [
             filter_condition(f, f"filters[{i}]", budget) for i, f in enumerate(request.filters)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from session_bridge.api.auth import ApiAuth, Scheme
 from session_bridge.api.cursor import OneOf, decode_cursor, encode_cursor
 from session_bridge.api.errors import error_responses
-from session_bridge.api.params import KNOWN_QUERY_PARAMETERS, Timestamp
+from session_bridge.api.params import CHECKED_PARAMETERS, Timestamp
 from session_bridge.api.raw_path import PathSegment
 from session_bridge.rollup.rollup import NANO_USD, client_of, geo_of, stamped_value
 from session_bridge.store.base import SessionQuery, SessionRow, Store
@@ -134,7 +134,7 @@ def sessions_router(
     router = APIRouter(
         prefix="/api/v1",
         tags=["sessions"],
-        dependencies=[*auth.documented(Scheme.BEARER), KNOWN_QUERY_PARAMETERS],
+        dependencies=[*auth.documented(Scheme.BEARER), CHECKED_PARAMETERS],
         responses=error_responses(400, 401),
     )
     timeout_ns = int(inactivity_timeout_s * 1e9)
