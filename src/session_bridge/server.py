@@ -20,6 +20,7 @@ from session_bridge.api.agent_traces import agent_traces_router
 from session_bridge.api.auth import ApiAuth
 from session_bridge.api.errors import install_error_handlers, install_openapi
 from session_bridge.api.langfuse import langfuse_router
+from session_bridge.api.raw_path import RawPathRouting
 from session_bridge.api.search import search_router
 from session_bridge.api.sessions import sessions_router
 from session_bridge.api.ui import install_ui
@@ -84,6 +85,7 @@ def build_app(
     )
     install_error_handlers(app)
     install_openapi(app)
+    app.add_middleware(RawPathRouting)  # session ids holding `/`: routed on the raw path
     app.include_router(
         traces_router(
             pipeline,

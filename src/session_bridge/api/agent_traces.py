@@ -22,10 +22,17 @@ from session_bridge.api.agent_models import (
 )
 from session_bridge.api.analysis import BASELINE_SESSIONS, Baseline, analyse, decision_targets
 from session_bridge.api.auth import ApiAuth, Scheme
-from session_bridge.api.cursor import decode_cursor, encode_cursor
+from session_bridge.api.cursor import HexId, decode_cursor, encode_cursor
 from session_bridge.api.errors import error_responses, not_found
 from session_bridge.api.event_export import EXPORT_FORMATS, export_events
-from session_bridge.api.params import From, To, since_ns, until_ns
+from session_bridge.api.params import (
+    CHECKED_PARAMETERS,
+    From,
+    SessionIdPath,
+    To,
+    since_ns,
+    until_ns,
+)
 from session_bridge.api.session_metrics import session_metrics
 from session_bridge.api.timeline import (
     SessionTimeline,
@@ -38,20 +45,18 @@ from session_bridge.mapping.events import DecisionKind
 from session_bridge.mapping.payloads import decode_span
 from session_bridge.model import EventType
 from session_bridge.store.base import GenerationQuery, ProjectSpanQuery, Store
+from session_bridge.store.search import MAX_LIST_VALUES
 from session_bridge.timefmt import iso_from_ns
 
-SessionId = Annotated[
-    str, Path(alias="sessionId", min_length=1, max_length=1024, description="Session id")
-]
-EVENT_CURSOR = (int, str, str, int)
-GENERATION_CURSOR = (int, str, str)
+EVENT_CURSOR = (int, HexId(32), HexId(16), int)  # a timeline entry's sort key
+GENERATION_CURSOR = (int, HexId(32), HexId(16))
 
 
 def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/projects/{projectId}/sessions",
         tags=["agent traces"],
-        dependencies=auth.documented(Scheme.BEARER),
+        dependencies=[*auth.documented(Scheme.BEARER), CHECKED_PARAMETERS],
         responses=error_responses(400, 401, 404),
     )
     Project = Annotated[str, Depends(auth.path_project("projectId", Scheme.BEARER))]
@@ -83,7 +88,11 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
         end: To = None,
         session_ids: Annotated[
             list[str] | None,
-            Query(alias="sessionId", description="Only these sessions (repeat the parameter)"),
+            Query(
+                alias="sessionId",
+                max_length=MAX_LIST_VALUES,
+                description="Only these sessions (repeat the parameter)",
+            ),
         ] = None,
     ) -> StreamingResponse:
         """Every event of the project's sessions, one row each, streamed session by session."""
@@ -156,7 +165,7 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
     @router.get("/{sessionId}/traces", response_model=TracesPage, response_model_exclude_unset=True)
     def traces(
         project_id: Project,
-        session_id: SessionId,
+        session_id: SessionIdPath,
         event_type: Annotated[
             list[EventTypeName] | None,
             Query(alias="eventType", description="Only events of these types"),
@@ -203,7 +212,7 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
     )
     def children(
         project_id: Project,
-        session_id: SessionId,
+        session_id: SessionIdPath,
         span_id: Annotated[
             str,
             Path(alias="spanId", pattern="^[0-9a-fA-F]{16}$", description="Span id (16 hex)"),
@@ -236,12 +245,12 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
         )
 
     @router.get("/{sessionId}/metrics", response_model=SessionMetrics)
-    def metrics(project_id: Project, session_id: SessionId) -> SessionMetrics:
+    def metrics(project_id: Project, session_id: SessionIdPath) -> SessionMetrics:
         """Latency per turn and in total, token usage per LLM call, tool and guardrail rates."""
         return session_metrics(timeline_of(project_id, session_id))
 
     @router.get("/{sessionId}/analysis", response_model=Analysis)
-    def analysis(project_id: Project, session_id: SessionId) -> Analysis:
+    def analysis(project_id: Project, session_id: SessionIdPath) -> Analysis:
         """Slow spans, error patterns, decision anomalies and the suggestions they lead to."""
         timeline = timeline_of(project_id, session_id)
         names = sorted({n.record.name for n in timeline.nodes})

@@ -12,17 +12,31 @@ their Langfuse keys. `bookmarked` is always false (nothing bookmarks here).
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from session_bridge.api.agent_models import CamelModel
 from session_bridge.api.auth import ApiAuth, Scheme
 from session_bridge.api.errors import error_responses, not_found
-from session_bridge.api.params import Timestamp, since_ns, until_ns
+from session_bridge.api.params import (
+    CHECKED_PARAMETERS,
+    SessionIdPath,
+    Timestamp,
+    since_ns,
+    until_ns,
+)
 from session_bridge.api.timeline import SpanNode, load_nodes
 from session_bridge.mapping.langfuse import langfuse_trace
 from session_bridge.rollup.rollup import Rollup, stamped_value
 from session_bridge.store.base import Store, TraceRow
-from session_bridge.store.search import AllOf, AnyOf, Condition, Node, Op, SessionSearch
+from session_bridge.store.search import (
+    MAX_LIST_VALUES,
+    AllOf,
+    AnyOf,
+    Condition,
+    Node,
+    Op,
+    SessionSearch,
+)
 from session_bridge.timefmt import iso_ms_from_ns
 
 DEFAULT_ENVIRONMENT = "default"
@@ -108,7 +122,7 @@ def langfuse_router(store: Store, auth: ApiAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/public",
         tags=["langfuse"],
-        dependencies=auth.documented(Scheme.BASIC),
+        dependencies=[*auth.documented(Scheme.BASIC), CHECKED_PARAMETERS],
         responses=error_responses(400, 401),
     )
     Project = Annotated[str, Depends(auth.key_project(Scheme.BASIC))]
@@ -128,7 +142,10 @@ def langfuse_router(store: Store, auth: ApiAuth) -> APIRouter:
         ] = None,
         environment: Annotated[
             list[str] | None,
-            Query(description="Only these environments (repeat the parameter for several)"),
+            Query(
+                max_length=MAX_LIST_VALUES,
+                description="Only these environments (repeat the parameter for several)",
+            ),
         ] = None,
     ) -> LangfuseSessionList:
         """The project's sessions, newest first."""
@@ -171,9 +188,7 @@ def langfuse_router(store: Store, auth: ApiAuth) -> APIRouter:
     )
     def get_session(
         project_id: Project,
-        session_id: Annotated[
-            str, Path(alias="sessionId", min_length=1, max_length=1024, description="Session ID")
-        ],
+        session_id: SessionIdPath,
     ) -> LangfuseSessionDetail:
         """A session with all its traces, oldest first."""
         row = store.get_session(project_id, session_id)

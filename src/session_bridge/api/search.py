@@ -11,12 +11,14 @@ Dates are compared to the microsecond. Auth: `Galileo-API-Key` or Bearer.
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
 from session_bridge.api.auth import ApiAuth, Scheme
 from session_bridge.api.errors import bad_parameter, error_responses
+from session_bridge.api.params import CHECKED_PARAMETERS, nul_free
 from session_bridge.api.search_models import (
     TRUNCATED_LENGTH,
     AndNode,
@@ -37,6 +39,9 @@ from session_bridge.mapping.payloads import decode_span
 from session_bridge.rollup.rollup import NANO_USD, client_of, geo_of, stamped_value
 from session_bridge.store.base import SessionRow, Store
 from session_bridge.store.search import (
+    MAX_CONDITIONS,
+    MAX_LIST_VALUES,
+    MAX_VALUES,
     SESSION_COLUMNS,
     AllOf,
     AnyOf,
@@ -73,8 +78,38 @@ def _column(column_id: str, where: str) -> ColumnKind:
     return found.kind
 
 
-def filter_condition(f: AnyFilter, where: str) -> Node:
+@dataclass(slots=True)
+class Budget:
+    """The filters and values of one request so far, held to the bounds of a search."""
+
+    conditions: int = 0
+    values: int = 0
+
+    def spend(self, value: Any, where: str) -> None:
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str):
+                nul_free(f"{where}.value", item)
+        count = len(values)
+        if count > MAX_LIST_VALUES:
+            raise bad_parameter(
+                f"{where}.value", f"{count} values; a list takes at most {MAX_LIST_VALUES}"
+            )
+        self.conditions += 1
+        self.values += count
+        if self.conditions > MAX_CONDITIONS:
+            raise bad_parameter(
+                where, f"more than {MAX_CONDITIONS} filters in filters and filter_tree together"
+            )
+        if self.values > MAX_VALUES:
+            raise bad_parameter(
+                f"{where}.value", f"more than {MAX_VALUES} values in all the filters together"
+            )
+
+
+def filter_condition(f: AnyFilter, where: str, budget: Budget) -> Node:
     """One typed filter as a search condition; `where` names it in error messages."""
+    budget.spend(f.value, where)
     kind = _column(f.column_id, f"{where}.column_id")
     if f.type not in _FILTER_KINDS[kind]:
         allowed = " or ".join(sorted(_FILTER_KINDS[kind]))
@@ -106,14 +141,19 @@ def _date_condition(column_id: str, operator: str, at_ns: int) -> Node:
     return Condition(column_id, Op(operator), bound)
 
 
-def tree_condition(node: FilterNode, where: str) -> Node:
+def tree_condition(node: FilterNode, where: str, budget: Budget) -> Node:
+    """The tree as a search condition (its depth is bounded by `SessionSearchRequest`)."""
     if isinstance(node, FilterLeaf):
-        return filter_condition(node.filter, f"{where}.filter")
+        return filter_condition(node.filter, f"{where}.filter", budget)
     if isinstance(node, NotNode):
-        return Negation(tree_condition(node.not_, f"{where}.not"))
+        return Negation(tree_condition(node.not_, f"{where}.not", budget))
     if isinstance(node, AndNode):
-        return AllOf(tuple(tree_condition(n, f"{where}.and[{i}]") for i, n in enumerate(node.and_)))
-    return AnyOf(tuple(tree_condition(n, f"{where}.or[{i}]") for i, n in enumerate(node.or_)))
+        return AllOf(
+            tuple(tree_condition(n, f"{where}.and[{i}]", budget) for i, n in enumerate(node.and_))
+        )
+    return AnyOf(
+        tuple(tree_condition(n, f"{where}.or[{i}]", budget) for i, n in enumerate(node.or_))
+    )
 
 
 def _text(value: Any, truncate: bool) -> str:
@@ -127,7 +167,7 @@ def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> A
     router = APIRouter(
         prefix="/v2/projects/{project_id}",
         tags=["galileo"],
-        dependencies=auth.documented(Scheme.GALILEO, Scheme.BEARER),
+        dependencies=[*auth.documented(Scheme.GALILEO, Scheme.BEARER), CHECKED_PARAMETERS],
         responses=error_responses(400, 401, 404),
     )
     Project = Annotated[
@@ -194,9 +234,14 @@ def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> A
         project_id: Project, request: SessionSearchRequest
     ) -> SessionSearchResponse:
         """Sessions of the project matching the filters, one page."""
-        conditions = [filter_condition(f, f"filters[{i}]") for i, f in enumerate(request.filters)]
+        if request.previous_last_row_id is not None:
+            nul_free("previous_last_row_id", request.previous_last_row_id)
+        budget = Budget()
+        conditions = [
+            filter_condition(f, f"filters[{i}]", budget) for i, f in enumerate(request.filters)
+        ]
         if request.filter_tree is not None:
-            conditions.append(tree_condition(request.filter_tree, "filter_tree"))
+            conditions.append(tree_condition(request.filter_tree, "filter_tree", budget))
         sort = Sort()
         if request.sort is not None:
             kind = _column(request.sort.column_id, "sort.column_id")

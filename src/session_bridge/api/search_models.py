@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from session_bridge.api.params import Timestamp
+from session_bridge.store.search import MAX_CONDITIONS, MAX_DEPTH
 
 TRUNCATED_LENGTH = 1000
 
@@ -87,6 +88,29 @@ class NotNode(_TreeNode):
 FilterNode = FilterLeaf | AndNode | OrNode | NotNode
 
 
+def bounded_tree(tree: Any) -> Any:
+    """`tree` as sent, once it is known to be within `MAX_DEPTH` levels and
+    `MAX_CONDITIONS` filters: walked before the models are built, so that a huge
+    tree is refused at once rather than parsed."""
+    stack = [(tree, 0)]
+    filters = 0
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        children = [node["not"]] if "not" in node else []
+        for key in ("and", "or"):
+            if isinstance(node.get(key), list):
+                children += node[key]
+        if children and depth >= MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep (at most {MAX_DEPTH})")
+        filters += "filter" in node
+        if filters > MAX_CONDITIONS:
+            raise ValueError(f"more than {MAX_CONDITIONS} filters (at most {MAX_CONDITIONS})")
+        stack.extend((child, depth + 1) for child in children)
+    return tree
+
+
 class SortClause(BaseModel):
     column_id: str = "created_at"
     ascending: bool = True
@@ -102,13 +126,22 @@ class SessionSearchRequest(BaseModel):
     log_stream_id: str | None = Field(default=None, description="Accepted, not used")
     experiment_id: str | None = Field(default=None, description="Accepted, not used")
     metrics_testing_id: str | None = Field(default=None, description="Accepted, not used")
-    filters: list[AnyFilter] = Field(default_factory=list, description="All must hold")
-    filter_tree: FilterNode | None = None
+    filters: list[AnyFilter] = Field(
+        default_factory=list,
+        max_length=MAX_CONDITIONS,
+        description=f"All must hold (at most {MAX_CONDITIONS}, with filter_tree's)",
+    )
+    filter_tree: FilterNode | None = Field(
+        default=None,
+        description=f"At most {MAX_DEPTH} levels of and/or/not and {MAX_CONDITIONS} filters",
+    )
     sort: SortClause | None = Field(default=None, description="Default: created_at descending")
     truncate_fields: bool = Field(
         default=False, description=f"Cut input/output at {TRUNCATED_LENGTH}"
     )
     include_counts: bool = Field(default=False, description="Fill num_traces")
+
+    _bounded_tree = field_validator("filter_tree", mode="before")(bounded_tree)
 
 
 class SessionRecordMetrics(BaseModel):

@@ -4,9 +4,6 @@ Keyset pagination: the opaque cursor holds the (start_time, session id) of the
 row a page ended (or began) at, so pages stay stable while sessions arrive.
 """
 
-import base64
-import binascii
-import json
 import time
 from typing import Annotated, Any, Literal
 
@@ -14,8 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from session_bridge.api.auth import ApiAuth, Scheme
-from session_bridge.api.errors import bad_parameter, error_responses
-from session_bridge.api.params import Timestamp
+from session_bridge.api.cursor import OneOf, decode_cursor, encode_cursor
+from session_bridge.api.errors import error_responses
+from session_bridge.api.params import CHECKED_PARAMETERS, Timestamp
+from session_bridge.api.raw_path import PathSegment
 from session_bridge.rollup.rollup import NANO_USD, client_of, geo_of, stamped_value
 from session_bridge.store.base import SessionQuery, SessionRow, Store
 from session_bridge.timefmt import iso_from_ns, ns_from_datetime
@@ -122,24 +121,11 @@ def _fields(value: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name in value.__slots__}
 
 
-def encode_cursor(direction: str, row: SessionRow) -> str:
-    raw = json.dumps([direction, row.rollup.start_ns or 0, row.session_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+SESSION_CURSOR = (OneOf(("n", "p")), int, str)  # direction, start_ns, session id
 
 
-def decode_cursor(cursor: str) -> tuple[str, tuple[int, str]]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        direction, start, session_id = json.loads(raw)
-        if (
-            direction not in ("n", "p")
-            or not isinstance(start, int)
-            or not isinstance(session_id, str)
-        ):
-            raise ValueError("bad cursor fields")
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise bad_parameter("cursor", "not a cursor returned by this API") from exc
-    return direction, (start, session_id)
+def session_cursor(direction: str, row: SessionRow) -> str:
+    return encode_cursor([direction, row.rollup.start_ns or 0, row.session_id])
 
 
 def sessions_router(
@@ -148,7 +134,7 @@ def sessions_router(
     router = APIRouter(
         prefix="/api/v1",
         tags=["sessions"],
-        dependencies=auth.documented(Scheme.BEARER),
+        dependencies=[*auth.documented(Scheme.BEARER), CHECKED_PARAMETERS],
         responses=error_responses(400, 401),
     )
     timeout_ns = int(inactivity_timeout_s * 1e9)
@@ -186,7 +172,8 @@ def sessions_router(
             query.end_until_ns = ns_from_datetime(end_time) + 999
         direction = None
         if cursor is not None:
-            direction, key = decode_cursor(cursor)
+            direction, start, session_id = decode_cursor(cursor, "cursor", SESSION_CURSOR)
+            key = (start, session_id)
             if direction == "n":
                 query.after = key
             else:
@@ -196,15 +183,15 @@ def sessions_router(
         if direction == "p":
             rows = rows[-page_size:] if more else rows  # the extra row is the oldest-first overflow
             has_more = True
-            prev = encode_cursor("p", rows[0]) if more and rows else None
+            prev = session_cursor("p", rows[0]) if more and rows else None
         else:
             rows = rows[:page_size]
             has_more = more
-            prev = encode_cursor("p", rows[0]) if direction == "n" and rows else None
+            prev = session_cursor("p", rows[0]) if direction == "n" and rows else None
         return SessionPage(
             items=[session_view(row, now, timeout_ns) for row in rows],
             has_more=has_more,
-            next_cursor=encode_cursor("n", rows[-1]) if has_more and rows else None,
+            next_cursor=session_cursor("n", rows[-1]) if has_more and rows else None,
             prev_cursor=prev,
         )
 
@@ -215,7 +202,8 @@ def sessions_router(
         responses=error_responses(404),
     )
     def get_session(
-        project_id: Project, session_id: Annotated[str, Path(description="Session id")]
+        project_id: Project,
+        session_id: Annotated[str, PathSegment, Path(description="Session id")],
     ) -> Session:
         row = store.get_session(project_id, session_id)
         if row is None:

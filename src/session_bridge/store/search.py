@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# How large a search may be. Each bound keeps the compiled SQL within what SQLite and
+# PostgreSQL accept (SQLite's parser stack and expression depth, 32,766 bound
+# parameters; PostgreSQL's 65,535), with room: the query APIs refuse larger ones.
+MAX_DEPTH = 16  # and / or / not levels above a filter
+MAX_CONDITIONS = 256  # filters in one search, however grouped
+MAX_LIST_VALUES = 500  # values of one list operator (one_of, not_in, a collection's eq)
+MAX_VALUES = 5000  # values of all the filters of one search together
+
 
 class ColumnKind(StrEnum):
     ID = "id"
@@ -297,11 +305,16 @@ class _Compiler:
             inner = has_any(values)
             return Fragment(f"NOT {inner.sql}", inner.params)
         if cond.op is Op.EQ:  # the same members, in any order
+            # as many elements as values, and each value among them: one subquery,
+            # whatever the number of values (one per value nests too deep in SQLite)
             distinct = list(dict.fromkeys(values))
-            parts = [Fragment(f"{self.d.array_length(array)} = {self.d.mark}", (len(distinct),))]
-            parts += [has_any([v]) for v in distinct]
+            m = self.d.mark
+            element = "e.value" if cond.case_sensitive else "lower(e.value)"
             return Fragment(
-                " AND ".join(p.sql for p in parts), tuple(x for p in parts for x in p.params)
+                f"{self.d.array_length(array)} = {m} AND (SELECT COUNT(DISTINCT {element})"
+                f" FROM {self.d.array_elements(array)}"
+                f" WHERE {element} IN ({self.marks(len(distinct))})) = {m}",
+                (len(distinct), *distinct, len(distinct)),
             )
         raise ValueError(f"operator {cond.op} does not apply to collections")
 
