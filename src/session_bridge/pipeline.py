@@ -17,7 +17,7 @@ from typing import Protocol
 from session_bridge.enrich.stage import Enricher
 from session_bridge.prepare import PreparedRequest, RawRequest, decode, prepare
 from session_bridge.receivers.decode import DecodeFailure
-from session_bridge.store.base import NeedsRecords, WriteResult
+from session_bridge.store.base import NeedsRecords, WriteResult, is_transient
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
 
@@ -136,8 +136,10 @@ class IngestPipeline:
         except RetryableError:
             raise
         except Exception as exc:
-            log.exception("store write failed; the client will retry")
             self._metrics.refused_spans.labels(transport).inc(prepared.accepted)
+            if not is_transient(exc):  # a 503 would have the client resend it forever
+                raise
+            log.exception("store write failed; the client will retry")
             raise RetryableError(f"the store could not commit the spans: {exc}", 5) from exc
         self._metrics.store_write_seconds.observe(time.perf_counter() - started)
         return result

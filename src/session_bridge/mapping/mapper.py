@@ -19,6 +19,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from session_bridge.mapping.aliases import KEY_LOOKUP, Field
 from session_bridge.mapping.events import classify
+from session_bridge.mapping.limits import time_problem, uncounted
 from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanRecord
 
 _STATUS_ERROR = 2
@@ -56,17 +57,22 @@ class MappedRequest:
     resources: dict[bytes, bytes] = field(default_factory=dict)  # resource_key -> Resource bytes
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    problems: int = 0  # rejected spans and values not counted (`limits.uncounted`)
 
     def reject(self, message: str) -> None:
         self.rejected += 1
+        self.warn(message)
+
+    def warn(self, message: str) -> None:
+        self.problems += 1
         if len(self.errors) < _MAX_ERRORS_REPORTED:
             self.errors.append(message)
 
     @property
     def error_message(self) -> str:
-        if not self.rejected:
+        if not self.problems:
             return ""
-        more = self.rejected - len(self.errors)
+        more = self.problems - len(self.errors)
         suffix = f" (and {more} more)" if more > 0 else ""
         return "; ".join(self.errors) + suffix
 
@@ -141,14 +147,20 @@ def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -
                 if parent and len(parent) != 8:
                     out.reject(f"span {span.name!r}: invalid parent_span_id ({len(parent)} bytes)")
                     continue
+                late = time_problem(span)
+                if late is not None:
+                    out.reject(late)
+                    continue
                 # every span attribute outranks every resource attribute: a plain dict merge
                 values = _collect(span.attributes)
                 if resource_values:
                     values = {**resource_values, **values}
-                records.append(
-                    _record(span, trace_id, span_id, parent or None, values, scope_name, now)
-                )
-                records[-1].resource_key = resource_key
+                record = _record(span, trace_id, span_id, parent or None, values, scope_name, now)
+                record.resource_key = resource_key
+                if record.llm is not None:
+                    for problem in uncounted(record):
+                        out.warn(problem)
+                records.append(record)
     return out
 
 

@@ -25,6 +25,7 @@ from session_bridge.model import ClientInfo, GeoInfo, SpanRecord
 Stamped = tuple[int, str]
 
 NANO_USD = 1_000_000_000  # costs are summed as integer nano-dollars, exactly
+INT64_MAX = 2**63 - 1  # sums saturate here (see mapping/limits.py)
 
 
 class Merge(Enum):
@@ -94,8 +95,8 @@ if set(ROLLUP_COLUMNS) != {f.name for f in fields(Rollup)}:  # pragma: no cover 
 
 def _expression(rule: Merge, a: str, b: str) -> str:
     """Python source combining two values under `rule` (None means "no value yet")."""
-    if rule is Merge.SUM:
-        return f"{a} + {b}"
+    if rule is Merge.SUM:  # saturating: the stores keep signed 64-bit integers
+        return f"min({a} + {b}, {INT64_MAX})"
     if rule is Merge.UNION:
         return f"({a} | {b}) if {b} else {a}"
     pick = "max" if rule is Merge.MAX else "min"  # EARLIEST compares (stamp, value) pairs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -202,3 +204,12 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed write may succeed when tried again: the database busy, locked,
+    out of reach or out of disk, as opposed to data it refuses (a bug upstream)."""
+    if isinstance(exc, sqlite3.OperationalError | ConnectionError | TimeoutError | OSError):
+        return True
+    psycopg = sys.modules.get("psycopg")  # loaded only by a PostgreSQL bridge
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)

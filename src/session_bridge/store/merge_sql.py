@@ -4,7 +4,7 @@
 `INSERT … ON CONFLICT … DO UPDATE` that folds the incoming rollup columns into the
 stored row in place, in one atomic statement (PostgreSQL):
 
-* SUM: `stored + incoming`;
+* SUM: `stored + incoming`, saturating at 2^63 - 1 as `merge` does;
 * MIN / MAX: `LEAST` / `GREATEST`, which skip NULLs as `merge` skips "no value yet";
 * UNION: the sorted JSON array of both arrays' members (`columns` stores sets so);
 * EARLIEST: the `(stamp, value)` pair that compares lower, ties broken by the value in
@@ -16,7 +16,7 @@ stamp of an EARLIEST column are decided by the same comparison.
 
 from __future__ import annotations
 
-from session_bridge.rollup.rollup import ROLLUP_COLUMNS, Merge
+from session_bridge.rollup.rollup import INT64_MAX, ROLLUP_COLUMNS, Merge
 
 
 def _union(old: str, new: str) -> str:
@@ -43,8 +43,8 @@ def merge_expressions(stored: str, incoming: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for name, rule in ROLLUP_COLUMNS.items():
         old, new = f"{stored}.{name}", f"{incoming}.{name}"
-        if rule is Merge.SUM:
-            out.append((name, f"{old} + {new}"))
+        if rule is Merge.SUM:  # saturating, as `merge`: never "bigint out of range"
+            out.append((name, f"LEAST({old}::numeric + {new}, {INT64_MAX})::bigint"))
         elif rule is Merge.MIN:
             out.append((name, f"LEAST({old}, {new})"))
         elif rule is Merge.MAX:

@@ -1,0 +1,138 @@
+"""Numbers past what the stores hold (times past 2^63 ns, tokens of 2^63 - 1, a cost of
+1e300 USD) never poison a request or a session: the span or the value is left out and
+the answer says so; the request's other spans are stored; later spans still count.
+On both stores, with and without map workers, over OTLP/JSON, protobuf and gRPC."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+from session_bridge.mapping.limits import INT64_MAX
+from session_bridge.receivers.decode import BodyFormat, parse
+from session_bridge.rollup.rollup import Rollup, merge
+from tests.conftest import RunningBridge, make_config
+from tests.otlp_builders import T0, json_request, json_span, new_span_id, new_trace_id
+
+_CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.output_tokens": 10,
+    "gen_ai.usage.cost": 0.5,
+}
+
+
+def _hostile_request(session: str) -> dict[str, Any]:
+    trace = new_trace_id()
+    root = new_span_id()
+    spans = [
+        json_span(trace, root, "root", {"session.id": session}),
+        json_span(trace, new_span_id(), "far future", {}, parent=root, start=2**64 - 1, end=T0),
+        json_span(trace, new_span_id(), "late end", {}, parent=root, end=2**63),
+        json_span(
+            trace,
+            new_span_id(),
+            "huge tokens",
+            {**_CHAT, "gen_ai.usage.input_tokens": INT64_MAX},
+            parent=root,
+        ),
+        json_span(
+            trace, new_span_id(), "huge cost", {**_CHAT, "gen_ai.usage.cost": 1e300}, parent=root
+        ),
+        json_span(
+            trace,
+            new_span_id(),
+            "tokens as text",
+            {**_CHAT, "gen_ai.usage.output_tokens": "1e30"},
+            parent=root,
+        ),
+        json_span(trace, new_span_id(), "fine", dict(_CHAT), parent=root),
+    ]
+    return json_request(spans)
+
+
+def _later_chat(session: str) -> dict[str, Any]:
+    trace = new_trace_id()
+    root = new_span_id()
+    return json_request(
+        [
+            json_span(trace, root, "root 2", {"session.id": session}, start=T0 + 10**9),
+            json_span(trace, new_span_id(), "chat 2", dict(_CHAT), parent=root, start=T0 + 10**9),
+        ]
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_hostile_numbers_are_left_out_and_the_rest_is_stored(
+    bridge_factory: Callable[..., RunningBridge], tmp_path: Any, workers: int
+) -> None:
+    config = make_config(tmp_path / "d")
+    config.receivers.otlp.workers = workers
+    bridge = bridge_factory(config=config)
+    response = bridge.client.post("/v1/traces", json=_hostile_request("sess-hostile"))
+    assert response.status_code == 200, response.text
+    partial = response.json()["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == 2  # the two spans with times past 2^63 - 1 ns
+    message = partial["errorMessage"]
+    assert "start_time_unix_nano 18446744073709551615" in message
+    assert "end_time_unix_nano 9223372036854775808" in message
+    assert "input_tokens 9223372036854775807 is above" in message
+    # five problems, the answer lists what fits
+    assert "cost 1e+300 USD" in message or "(and " in message
+
+    session = bridge.get_session("sess-hostile")
+    assert session["span_count"] == 5
+    usage = session["genai_usage"]
+    assert usage["request_count"] == 4
+    # counted: 100 + 100 + 100 (the huge input_tokens span counts none) and 10 x 3
+    assert usage["total_input_tokens"] == 300
+    assert usage["total_output_tokens"] == 30
+
+    # a later span of the same session still counts
+    response = bridge.client.post("/v1/traces", json=_later_chat("sess-hostile"))
+    assert response.status_code == 200, response.text
+    assert "partialSuccess" not in response.json() or not response.json()["partialSuccess"]
+    usage = bridge.get_session("sess-hostile")["genai_usage"]
+    assert (usage["request_count"], usage["total_input_tokens"]) == (5, 400)
+
+
+def _as_proto(document: dict[str, Any]) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    parse(request, json.dumps(document).encode(), BodyFormat.JSON)  # OTLP/JSON: hex ids
+    return request
+
+
+def test_a_span_past_2_63_ns_over_protobuf_and_grpc_is_rejected_alone(
+    bridge: RunningBridge,
+) -> None:
+    request = _as_proto(_hostile_request("sess-grpc"))
+    with grpc.insecure_channel(bridge.grpc_endpoint) as channel:
+        answer = TraceServiceStub(channel).Export(request, timeout=10)
+    assert answer.partial_success.rejected_spans == 2
+    response = bridge.client.post(
+        "/v1/traces",
+        content=_as_proto(_hostile_request("sess-proto")).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    proto = ExportTraceServiceResponse.FromString(response.content)
+    assert proto.partial_success.rejected_spans == 2
+    for session in ("sess-grpc", "sess-proto"):
+        assert bridge.get_session(session)["span_count"] == 5
+
+
+def test_sums_saturate_at_int64_max() -> None:
+    near = Rollup(input_tokens=INT64_MAX - 1, cost_nano_usd=INT64_MAX, span_count=3)
+    merged = merge(near, Rollup(input_tokens=5, cost_nano_usd=1, span_count=1))
+    assert (merged.input_tokens, merged.cost_nano_usd, merged.span_count) == (INT64_MAX,) * 2 + (4,)
