@@ -6,18 +6,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
+# dependencies first, pinned, in a layer of their own: a code change does not reinstall them
+COPY constraints.txt ./
+RUN pip install -r constraints.txt \
+ && useradd --system --uid 10001 --home-dir /var/lib/session-bridge --create-home bridge
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY config ./config
-RUN pip install . \
- && useradd --system --uid 10001 --home-dir /var/lib/session-bridge --create-home bridge
+RUN pip install --no-deps .
 
 USER bridge
 VOLUME ["/var/lib/session-bridge"]
 EXPOSE 4317 4318
 
+# liveness only: /readyz also fails while a downstream endpoint is down, which a restart
+# cannot cure; orchestrators that route by readiness probe /readyz themselves
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:4318/readyz', timeout=2).status == 200 else 1)"
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:4318/healthz', timeout=2).status == 200 else 1)"
 
 # Listen on all interfaces inside the container; pass --config to use a file
 # (see config/bridge.yaml for every option). The same image runs either deployment:
