@@ -499,6 +499,44 @@ def write_capture(
     return path
 
 
+def write_served(name: str, served: list[Any], **meta: Any) -> Path:
+    """Write ``captured/<name>.served.json``: what the fake model server metered for each
+    call of the run (``FakeOpenAI.served``) and the totals -- the truth a bridge's
+    session should add up to, whatever the instrumentation repeated or left out."""
+    import dataclasses
+
+    calls = [dataclasses.asdict(s) for s in served]
+    totals = {
+        "requests": len(calls),
+        **{
+            key: sum(c[key] for c in calls)
+            for key in (
+                "input_tokens",
+                "output_tokens",
+                "cache_read_tokens",
+                "cache_write_tokens",
+                "reasoning_tokens",
+            )
+        },
+    }
+    path = CAPTURED / f"{name}.served.json"
+    path.write_text(json.dumps({**meta, "totals": totals, "calls": calls}, indent=1) + "\n")
+    return path
+
+
+def otlp_provider(sink: OtlpSink, service: str) -> Any:
+    """An SDK ``TracerProvider`` exporting through the real OTLP/HTTP exporter into
+    ``sink`` (simple processor: every span is sent when it ends)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    tp = TracerProvider(resource=Resource.create({"service.name": service}))
+    tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=sink.traces_url)))
+    return tp
+
+
 def summarize(spans: list[dict[str, Any]]) -> str:
     """A one-line-per-span tree, handy when eyeballing a capture."""
     by_parent: dict[str | None, list[dict[str, Any]]] = {}
