@@ -485,13 +485,30 @@ def run_openai_session(
 # output
 
 
+def _shorten(value: Any, limit: int) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}...[{len(value) - limit} more chars cut by the capture]"
+    return value
+
+
 def write_capture(
-    name: str, spans: list[dict[str, Any]], logs: list[dict[str, Any]] | None = None
+    name: str,
+    spans: list[dict[str, Any]],
+    logs: list[dict[str, Any]] | None = None,
+    *,
+    max_chars: int | None = None,
 ) -> Path:
     """Write ``captured/<name>.json`` (spans sorted by start time) and, when there are
-    log records, ``captured/<name>.logs.json``."""
+    log records, ``captured/<name>.logs.json``.  ``max_chars`` cuts longer string
+    attribute values (frameworks that put their whole state on every span), keeping a
+    capture small; the cut is marked in the value."""
     CAPTURED.mkdir(exist_ok=True)
     spans = sorted(spans, key=lambda s: (s["start_ns"], s["end_ns"]))
+    if max_chars is not None:
+        for span in spans:
+            span["attributes"] = {
+                k: _shorten(v, max_chars) for k, v in span["attributes"].items()
+            }
     path = CAPTURED / f"{name}.json"
     path.write_text(json.dumps(spans, indent=1, sort_keys=False, default=str) + "\n")
     if logs:
