@@ -694,10 +694,10 @@ class _Handler(BaseHTTPRequestHandler):
         fresh = [t for t in tools if t.get("name") not in called]
         want_tool = bool(fresh) and tool_choice.get("type") != "none"
         n_items = len(messages) + (1 if body.get("system") else 0)
-        fresh = PROMPT_TOKENS_PER_MESSAGE * n_items + PROMPT_TOKENS_PER_TOOL * len(tools)
+        uncached = PROMPT_TOKENS_PER_MESSAGE * n_items + PROMPT_TOKENS_PER_TOOL * len(tools)
         out = COMPLETION_TOKENS_TOOL_CALL if want_tool else COMPLETION_TOKENS_TEXT
         usage = {
-            "input_tokens": fresh,
+            "input_tokens": uncached,
             "cache_creation_input_tokens": CACHE_WRITE_TOKENS,
             "cache_read_input_tokens": CACHED_TOKENS,
             "output_tokens": out,
@@ -712,7 +712,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "/v1/messages",
                 model,
                 stream,
-                fresh + CACHED_TOKENS + CACHE_WRITE_TOKENS,
+                uncached + CACHED_TOKENS + CACHE_WRITE_TOKENS,
                 out,
                 CACHED_TOKENS,
                 CACHE_WRITE_TOKENS,
