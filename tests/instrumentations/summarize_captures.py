@@ -43,6 +43,8 @@ INTERESTING_PREFIXES = (
     "gen_ai.operation.name",
     "openinference.span.kind",
     "gen_ai.agent.",
+    "gen_ai.aggregated_usage.",
+    "metadata",
     "gen_ai.response.id",
     "gen_ai.tool.",
     "gen_ai.handoff.",
