@@ -56,9 +56,7 @@ TOOL = {
 
 def run_session(client: Any) -> None:
     meta = {"user_id": USER_ID}
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": "What is the weather in Paris?"}
-    ]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
     first = client.messages.create(
         model=MODEL,
         max_tokens=256,

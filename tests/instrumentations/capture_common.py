@@ -506,9 +506,7 @@ def write_capture(
     spans = sorted(spans, key=lambda s: (s["start_ns"], s["end_ns"]))
     if max_chars is not None:
         for span in spans:
-            span["attributes"] = {
-                k: _shorten(v, max_chars) for k, v in span["attributes"].items()
-            }
+            span["attributes"] = {k: _shorten(v, max_chars) for k, v in span["attributes"].items()}
     path = CAPTURED / f"{name}.json"
     path.write_text(json.dumps(spans, indent=1, sort_keys=False, default=str) + "\n")
     if logs:
