@@ -10,6 +10,13 @@ import pytest
 
 from session_bridge.mapping.aliases import ALIASES, KEY_LOOKUP
 from session_bridge.mapping.mapper import map_request
+from session_bridge.mapping.payloads import (
+    RawSpan,
+    agent_name,
+    decode_span,
+    tool_details,
+    workflow_name,
+)
 from session_bridge.model import EventType, SpanRecord
 from tests.otlp_builders import proto_request, proto_span
 
@@ -226,3 +233,117 @@ def test_missing_times_fall_back() -> None:
 
 def test_non_string_session_id_is_stringified() -> None:
     assert _map({"session.id": 42}).session_id == "42"
+
+
+def test_cache_write_and_vendor_reasoning_spellings() -> None:
+    # the Anthropic SDK's own tracing; pydantic-ai's reasoning count
+    record = _map(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": "claude-haiku-4-5",
+            "gen_ai.usage.input_tokens": 52,
+            "gen_ai.usage.output_tokens": 12,
+            "gen_ai.usage.cache_read.input_tokens": 4,
+            "gen_ai.usage.cache_write.input_tokens": 3,
+            "gen_ai.usage.details.reasoning_tokens": 6,
+        }
+    )
+    assert record.llm is not None
+    assert (record.llm.cache_read_tokens, record.llm.cache_creation_tokens) == (4, 3)
+    assert record.llm.reasoning_tokens == 6
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"mcp.session.id": "m"}, "m"),
+        ({"mcp.session.id": "m", "gen_ai.conversation.id": "c"}, "c"),
+        ({"mcp.session.id": "m", "ai.telemetry.metadata.sessionId": "v"}, "v"),
+    ],
+)
+def test_mcp_session_id_is_the_last_resort(attributes: dict[str, str], expected: str) -> None:
+    assert _map(attributes).session_id == expected
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "expected"),
+    [
+        ("openai", "gpt-4o-mini", "openai"),
+        # a framework's name is never the provider: the model's price data names it
+        ("strands-agents", "gpt-4o-mini", "openai"),
+        ("langchain", "claude-haiku-4-5", "anthropic"),
+        ("pydantic_ai", "no-such-model", None),
+        # API flavours are their provider, whatever the scope that sent them
+        ("openai.chat", "gpt-4o-mini", "openai"),
+        ("openai.responses", "m", "openai"),
+        ("azure.ai.openai", "gpt-4o", "azure"),
+        ("gcp.vertex_ai", "gemini-2.0-flash", "google"),
+        # no provider at all: inferred from the model where the price data knows it
+        (None, "claude-haiku-4-5", "anthropic"),
+        (None, "gpt-4o-mini-2024-07-18", "openai"),
+        (None, "no-such-model", None),
+    ],
+)
+def test_provider_is_the_models_provider(
+    provider: str | None, model: str, expected: str | None
+) -> None:
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": 1,
+    }
+    if provider is not None:
+        attributes["gen_ai.system"] = provider
+    record = _map(attributes)
+    assert record.llm is not None
+    assert record.llm.provider == expected
+
+
+def _raw(attributes: dict[str, Any], name: str = "op") -> RawSpan:
+    span = proto_span(os.urandom(16), os.urandom(8), name, attributes)
+    return decode_span(span.SerializeToString())
+
+
+def test_tool_arguments_come_from_the_call_never_from_the_schema() -> None:
+    schema = json.dumps({"type": "object", "properties": {"city": {"type": "string"}}})
+    assert (
+        tool_details(_raw({"tool.name": "get_weather", "tool.parameters": schema})).arguments
+        is None
+    )
+    details = tool_details(
+        _raw(
+            {
+                "openinference.span.kind": "TOOL",
+                "tool.name": "get_weather",
+                "tool.parameters": schema,
+                "input.value": '{"city": "Paris"}',
+                "output.value": "Sunny",
+            }
+        )
+    )
+    assert (details.arguments, details.output) == ({"city": "Paris"}, "Sunny")
+    vercel = tool_details(
+        _raw({"ai.toolCall.name": "get_weather", "ai.toolCall.result": '"Sunny"'})
+    )
+    assert vercel.output == "Sunny"  # the SDK JSON-encodes every result
+
+
+def test_agent_name_is_an_agent_span_not_a_chain() -> None:
+    assert agent_name(_raw({"openinference.span.kind": "CHAIN"}, "RunnableSequence")) is None
+    assert (
+        agent_name(_raw({"gen_ai.operation.name": "invoke_workflow"}, "invoke_workflow w")) is None
+    )
+    assert agent_name(_raw({"gen_ai.operation.name": "agent_step"}, "step 1")) is None
+    assert agent_name(_raw({"openinference.span.kind": "AGENT", "graph.node.id": "a"}, "x")) == "a"
+    assert agent_name(_raw({"gen_ai.operation.name": "invoke_agent"}, "invoke_agent b")) == "b"
+    assert agent_name(_raw({"gen_ai.agent.name": "c"})) == "c"
+    # a chain or workflow still names the run for the spans with no agent above them
+    assert (
+        workflow_name(_raw({"gen_ai.operation.name": "invoke_workflow"}, "invoke_workflow w"))
+        == "w"
+    )
+    assert (
+        workflow_name(_raw({"ai.operationId": "ai.streamText", "ai.telemetry.functionId": "f"}))
+        == "f"
+    )

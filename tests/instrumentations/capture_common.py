@@ -485,18 +485,71 @@ def run_openai_session(
 # output
 
 
+def _shorten(value: Any, limit: int) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}...[{len(value) - limit} more chars cut by the capture]"
+    return value
+
+
 def write_capture(
-    name: str, spans: list[dict[str, Any]], logs: list[dict[str, Any]] | None = None
+    name: str,
+    spans: list[dict[str, Any]],
+    logs: list[dict[str, Any]] | None = None,
+    *,
+    max_chars: int | None = None,
 ) -> Path:
     """Write ``captured/<name>.json`` (spans sorted by start time) and, when there are
-    log records, ``captured/<name>.logs.json``."""
+    log records, ``captured/<name>.logs.json``.  ``max_chars`` cuts longer string
+    attribute values (frameworks that put their whole state on every span), keeping a
+    capture small; the cut is marked in the value."""
     CAPTURED.mkdir(exist_ok=True)
     spans = sorted(spans, key=lambda s: (s["start_ns"], s["end_ns"]))
+    if max_chars is not None:
+        for span in spans:
+            span["attributes"] = {k: _shorten(v, max_chars) for k, v in span["attributes"].items()}
     path = CAPTURED / f"{name}.json"
     path.write_text(json.dumps(spans, indent=1, sort_keys=False, default=str) + "\n")
     if logs:
         (CAPTURED / f"{name}.logs.json").write_text(json.dumps(logs, indent=1, default=str) + "\n")
     return path
+
+
+def write_served(name: str, served: list[Any], **meta: Any) -> Path:
+    """Write ``captured/<name>.served.json``: what the fake model server metered for each
+    call of the run (``FakeOpenAI.served``) and the totals -- the truth a bridge's
+    session should add up to, whatever the instrumentation repeated or left out."""
+    import dataclasses
+
+    calls = [dataclasses.asdict(s) for s in served]
+    totals = {
+        "requests": len(calls),
+        **{
+            key: sum(c[key] for c in calls)
+            for key in (
+                "input_tokens",
+                "output_tokens",
+                "cache_read_tokens",
+                "cache_write_tokens",
+                "reasoning_tokens",
+            )
+        },
+    }
+    path = CAPTURED / f"{name}.served.json"
+    path.write_text(json.dumps({**meta, "totals": totals, "calls": calls}, indent=1) + "\n")
+    return path
+
+
+def otlp_provider(sink: OtlpSink, service: str) -> Any:
+    """An SDK ``TracerProvider`` exporting through the real OTLP/HTTP exporter into
+    ``sink`` (simple processor: every span is sent when it ends)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    tp = TracerProvider(resource=Resource.create({"service.name": service}))
+    tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=sink.traces_url)))
+    return tp
 
 
 def summarize(spans: list[dict[str, Any]]) -> str:

@@ -7,6 +7,9 @@ Modes (each writes ``captured/vercel_ai_<mode>.json``):
   (exporter configured only by ``OTEL_EXPORTER_OTLP_ENDPOINT``).
 * ``v7``        -- ai@7 + @ai-sdk/otel ``OpenTelemetry`` integration (``gen_ai.*`` spans).
 * ``v7_legacy`` -- ai@7 + @ai-sdk/otel ``LegacyOpenTelemetry`` (``ai.*`` spans).
+* ``v6_agent``, ``v7_agent`` -- the telemetry of ``v6`` / ``v7`` on the agent session: a
+  streamed multi-step tool run (``streamText`` + tool + ``stopWhen``), then a streamed
+  Chat Completions turn (writes ``<name>.served.json`` too).
 
 The npm projects live OUTSIDE the repo (default ``/tmp/otel-session-bridge-js/<ai6|ai7>``,
 override with ``--js-root``); they are created from ``js/<ai6|ai7>/package.json`` and
@@ -28,12 +31,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from capture_common import OtlpSink, summarize, write_capture
+from capture_common import OtlpSink, summarize, write_capture, write_served
 from fake_openai import FakeOpenAI
 
 HERE = Path(__file__).resolve().parent
 JS = HERE / "js"
-PROJECT_FOR_MODE = {"v6": "ai6", "v6_vercel_otel": "ai6", "v7": "ai7", "v7_legacy": "ai7"}
+PROJECT_FOR_MODE = {
+    "v6": "ai6",
+    "v6_vercel_otel": "ai6",
+    "v7": "ai7",
+    "v7_legacy": "ai7",
+    "v6_agent": "ai6",
+    "v7_agent": "ai7",
+}
 
 
 def ensure_project(js_root: Path, name: str) -> Path:
@@ -78,8 +88,10 @@ def capture(mode: str, js_root: Path) -> None:
         subprocess.run([node, "capture_vercel_ai.mjs"], cwd=proj, env=env, check=True)
         name = f"vercel_ai_{mode}"
         path = write_capture(name, sink.spans)
+        if mode.endswith("_agent"):
+            write_served(name, fake.served, library="ai (Vercel AI SDK)", variant=mode)
         # keep one raw OTLP/JSON request body verbatim (hex ids, intValue as string, ...)
-        for _p, ctype, raw in sink.raw_bodies:
+        for _p, ctype, raw in [] if mode.endswith("_agent") else sink.raw_bodies:
             if ctype == "application/json" and (b'"ai.usage' in raw or b"gen_ai.usage" in raw):
                 (path.parent / f"{name}.otlp-request.json").write_bytes(raw)
                 break

@@ -12,6 +12,8 @@ Endpoints (all under ``/v1``):
 * ``POST /v1/responses`` -- Responses API, non-streaming and streaming (SSE events
   ``response.created`` ... ``response.completed``).
 * ``POST /v1/embeddings`` -- float or base64 encoding.
+* ``POST /v1/messages`` -- the Anthropic Messages API, non-streaming and streaming (SSE
+  ``message_start`` ... ``message_stop``), ``tool_use`` blocks like the tool calls below.
 * ``GET /v1/models`` -- a tiny model list.
 
 Determinism (every number below is a module constant, so tests can import them):
@@ -26,15 +28,25 @@ Determinism (every number below is a module constant, so tests can import them):
 * responses: same rule, counting ``input`` items (a string input counts as one item,
   ``instructions`` count as one more item); keys ``input_tokens``/``output_tokens``/
   ``input_tokens_details.cached_tokens``/``output_tokens_details.reasoning_tokens``.
+* messages (Anthropic): ``input_tokens`` = 10 x messages (+1 for ``system``) + 25 x tools,
+  *not* counting the cache (as Anthropic reports it): ``cache_read_input_tokens =
+  CACHED_TOKENS``, ``cache_creation_input_tokens = CACHE_WRITE_TOKENS`` on top;
+  ``output_tokens`` 20 (text) or 12 (tool use); no reasoning.  The response model is the
+  request model unchanged (Anthropic echoes it).
 * embeddings: ``prompt_tokens = total_tokens = EMBEDDING_TOKENS_PER_INPUT * n_inputs``;
   vectors have ``EMBEDDING_DIM`` floats.
 * The response ``model`` is the request model plus ``RESPONSE_MODEL_SUFFIX``
   (``gpt-4o-mini`` -> ``gpt-4o-mini-2024-07-18``) so request-model and response-model
   attributes can be told apart.
-* Tool calls: when the request carries tools, ``tool_choice`` is not ``"none"`` and the
-  last message/input item is not a tool result, the answer is a call of the first tool
-  (or the one forced by ``tool_choice``) with arguments synthesised from its JSON schema
-  (strings -> ``"Paris"``, numbers -> 1, booleans -> true).  Otherwise a text answer.
+* Tool calls: when the request carries tools, ``tool_choice`` is not ``"none"`` and some
+  tool has not been called yet in the conversation (no earlier assistant tool call of
+  that name), the answer is a call of the first such tool (or the one forced by
+  ``tool_choice``) with arguments synthesised from its JSON schema (strings ->
+  ``"Paris"``, numbers -> 1, booleans -> true).  Otherwise a text answer.  So an agent
+  with one tool calls it once and then answers, and after a handoff the next agent
+  calls its own tool.
+* ``FakeOpenAI.served`` lists what each successful call metered (:class:`Served`), so a
+  capture can store the truth next to what an instrumentation reported.
 * Errors: a request whose model is ``error-<status>`` (e.g. ``error-400``,
   ``error-500``) gets that HTTP status and an OpenAI-style error body.  Use ``error-400``
   with the Python client (it retries 429/5xx unless ``max_retries=0``).
@@ -70,6 +82,7 @@ COMPLETION_TOKENS_TEXT = 20
 COMPLETION_TOKENS_TOOL_CALL = 12
 CACHED_TOKENS = 4
 REASONING_TOKENS = 6
+CACHE_WRITE_TOKENS = 3  # Anthropic only: cache_creation_input_tokens
 EMBEDDING_TOKENS_PER_INPUT = 5
 EMBEDDING_DIM = 8
 RESPONSE_MODEL_SUFFIX = "-2024-07-18"
@@ -79,6 +92,7 @@ SERVICE_TIER = "default"
 
 __all__ = [
     "CACHED_TOKENS",
+    "CACHE_WRITE_TOKENS",
     "COMPLETION_TOKENS_TEXT",
     "COMPLETION_TOKENS_TOOL_CALL",
     "EMBEDDING_DIM",
@@ -89,6 +103,7 @@ __all__ = [
     "RESPONSE_MODEL_SUFFIX",
     "FakeOpenAI",
     "RecordedRequest",
+    "Served",
     "chat_usage",
 ]
 
@@ -102,10 +117,31 @@ class RecordedRequest:
 
 
 @dataclass
+class Served:
+    """What one successful model call metered.  ``input_tokens`` includes the cache
+    (OpenAI's and OTel's convention; Anthropic's own ``input_tokens`` excludes it)."""
+
+    path: str
+    model: str
+    stream: bool
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    tool_call: str | None = None  # the tool the answer calls, if any
+
+
+@dataclass
 class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: int = 0
     requests: list[RecordedRequest] = field(default_factory=list)
+    served: list[Served] = field(default_factory=list)
+
+    def serve(self, served: Served) -> None:
+        with self.lock:
+            self.served.append(served)
 
     def next_id(self) -> int:
         with self.lock:
@@ -310,6 +346,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._responses(body, req_id)
         elif path.endswith("/embeddings"):
             self._embeddings(body, req_id)
+        elif path.endswith("/messages"):
+            self._messages(body, req_id)
         else:
             self._error(404, f"unknown path {path}", req_id)
 
@@ -321,11 +359,31 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model") or "gpt-4o-mini")
         resp_model = model + RESPONSE_MODEL_SUFFIX
         last = messages[-1] if messages else {}
-        want_tool = bool(tools) and tool_choice != "none" and last.get("role") != "tool"
+        called = {
+            (c.get("function") or {}).get("name")
+            for m in messages
+            if m.get("role") == "assistant"
+            for c in (m.get("tool_calls") or [])
+        }
+        fresh = [t for t in tools if (t.get("function") or t).get("name") not in called]
+        want_tool = bool(fresh) and tool_choice != "none"
         usage = chat_usage(len(messages), len(tools), want_tool)
         cid = f"chatcmpl-fake-{req_id}"
+        fn = _pick_chat_tool(fresh, tool_choice) if want_tool else {}
+        self.server.state.serve(
+            Served(
+                "/v1/chat/completions",
+                resp_model,
+                bool(body.get("stream")),
+                usage["prompt_tokens"],
+                usage["completion_tokens"],
+                CACHED_TOKENS,
+                0,
+                REASONING_TOKENS,
+                fn.get("name"),
+            )
+        )
         if want_tool:
-            fn = _pick_chat_tool(tools, tool_choice)
             call = {
                 "id": f"call_fake_{req_id}",
                 "type": "function",
@@ -446,13 +504,32 @@ class _Handler(BaseHTTPRequestHandler):
         last_is_tool_result = isinstance(last, dict) and last.get("type") == (
             "function_call_output"
         )
-        want_tool = bool(tools) and tool_choice != "none" and not last_is_tool_result
+        called = {
+            it.get("name")
+            for it in items
+            if isinstance(it, dict) and it.get("type") == "function_call"
+        }
+        fresh = [t for t in tools if t.get("name") not in called]
+        want_tool = bool(fresh) and tool_choice != "none"
         usage = responses_usage(n_items, len(tools), want_tool)
         rid = f"resp_fake_{req_id}"
+        fn = fresh[0] if want_tool else {}
+        if want_tool and isinstance(tool_choice, dict) and tool_choice.get("name"):
+            fn = next((t for t in fresh if t.get("name") == tool_choice["name"]), fn)
+        self.server.state.serve(
+            Served(
+                "/v1/responses",
+                resp_model,
+                bool(body.get("stream")),
+                usage["input_tokens"],
+                usage["output_tokens"],
+                CACHED_TOKENS,
+                0,
+                REASONING_TOKENS,
+                fn.get("name"),
+            )
+        )
         if want_tool:
-            fn = tools[0]
-            if isinstance(tool_choice, dict) and tool_choice.get("name"):
-                fn = next((t for t in tools if t.get("name") == tool_choice["name"]), fn)
             out_item: dict[str, Any] = {
                 "type": "function_call",
                 "id": f"fc_fake_{req_id}",
@@ -596,6 +673,141 @@ class _Handler(BaseHTTPRequestHandler):
         ev({"type": "response.completed", "response": resp})
         self._end_sse()
 
+    # ---- Anthropic messages ---------------------------------------------------------
+    def _messages(self, body: dict[str, Any], req_id: int) -> None:
+        messages = body.get("messages") or []
+        tools = body.get("tools") or []
+        tool_choice = body.get("tool_choice") or {}
+        model = str(body.get("model") or "claude-3-5-haiku-latest")
+        last = messages[-1] if messages else {}
+        content = last.get("content")
+        last_is_tool_result = isinstance(content, list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+        )
+        called = {
+            b.get("name")
+            for m in messages
+            if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+            for b in m["content"]
+            if isinstance(b, dict) and b.get("type") == "tool_use"
+        }
+        fresh = [t for t in tools if t.get("name") not in called]
+        want_tool = bool(fresh) and tool_choice.get("type") != "none"
+        n_items = len(messages) + (1 if body.get("system") else 0)
+        uncached = PROMPT_TOKENS_PER_MESSAGE * n_items + PROMPT_TOKENS_PER_TOOL * len(tools)
+        out = COMPLETION_TOKENS_TOOL_CALL if want_tool else COMPLETION_TOKENS_TEXT
+        usage = {
+            "input_tokens": uncached,
+            "cache_creation_input_tokens": CACHE_WRITE_TOKENS,
+            "cache_read_input_tokens": CACHED_TOKENS,
+            "output_tokens": out,
+            "service_tier": "standard",
+        }
+        stream = bool(body.get("stream"))
+        fn = fresh[0] if want_tool else {}
+        if want_tool and tool_choice.get("name"):
+            fn = next((t for t in fresh if t.get("name") == tool_choice["name"]), fn)
+        self.server.state.serve(
+            Served(
+                "/v1/messages",
+                model,
+                stream,
+                uncached + CACHED_TOKENS + CACHE_WRITE_TOKENS,
+                out,
+                CACHED_TOKENS,
+                CACHE_WRITE_TOKENS,
+                0,
+                fn.get("name"),
+            )
+        )
+        if want_tool:
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": f"toolu_fake_{req_id}",
+                "name": fn.get("name"),
+                "input": _args_from_schema(fn.get("input_schema")),
+            }
+            stop = "tool_use"
+        else:
+            if last_is_tool_result:
+                said = " ".join(
+                    _text_of(b.get("content")) for b in content if b.get("type") == "tool_result"
+                )
+                text = f"Based on the tool result: {said}"
+            else:
+                users = [m for m in messages if m.get("role") == "user"]
+                text = f"This is a fake answer to: {_text_of(users[-1].get('content')) if users else ''}"
+            block = {"type": "text", "text": text}
+            stop = "end_turn"
+        msg: dict[str, Any] = {
+            "id": f"msg_fake_{req_id}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [block],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        if not stream:
+            self._send_json(200, msg, req_id)
+            return
+        self._start_sse(req_id)
+        start_usage = {**usage, "output_tokens": 1}
+        self._sse(
+            {
+                "type": "message_start",
+                "message": {**msg, "content": [], "stop_reason": None, "usage": start_usage},
+            },
+            event="message_start",
+        )
+        if want_tool:
+            empty = {**block, "input": {}}
+            self._sse(
+                {"type": "content_block_start", "index": 0, "content_block": empty},
+                event="content_block_start",
+            )
+            args = json.dumps(block["input"])
+            half = len(args) // 2
+            for piece in (args[:half], args[half:]):
+                self._sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                    event="content_block_delta",
+                )
+        else:
+            self._sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                event="content_block_start",
+            )
+            for i, w in enumerate(block["text"].split(" ")):
+                self._sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": w if i == 0 else " " + w},
+                    },
+                    event="content_block_delta",
+                )
+        self._sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
+        self._sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": out},
+            },
+            event="message_delta",
+        )
+        self._sse({"type": "message_stop"}, event="message_stop")
+        self._end_sse()
+
     # ---- embeddings -----------------------------------------------------------------
     def _embeddings(self, body: dict[str, Any], req_id: int) -> None:
         inp = body.get("input")
@@ -614,6 +826,7 @@ class _Handler(BaseHTTPRequestHandler):
             emb: Any = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode() if b64 else vec
             data.append({"object": "embedding", "index": i, "embedding": emb})
         n = EMBEDDING_TOKENS_PER_INPUT * len(inputs)
+        self.server.state.serve(Served("/v1/embeddings", model, False, n, 0))
         self._send_json(
             200,
             {
@@ -678,6 +891,10 @@ class FakeOpenAI:
     @property
     def requests(self) -> list[RecordedRequest]:
         return list(self._state.requests)
+
+    @property
+    def served(self) -> list[Served]:
+        return list(self._state.served)
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()

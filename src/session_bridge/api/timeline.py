@@ -44,6 +44,7 @@ from session_bridge.mapping.payloads import (
     span_io,
     state_details,
     tool_details,
+    workflow_name,
 )
 from session_bridge.model import EventType, SpanRecord
 from session_bridge.store.base import Store, TraceRow
@@ -94,12 +95,17 @@ def load_nodes(
     for node in nodes:
         parent_id = node.record.parent_span_id
         node.parent = by_key.get((node.record.trace_id, parent_id)) if parent_id else None
+    # a span's agent: the nearest agent span above it (or itself); failing that, the
+    # outermost workflow/chain above it (a LangGraph graph names the run), else none
     own = {id(n): agent_name(n.raw) for n in nodes}
+    grouping = {id(n): workflow_name(n.raw) for n in nodes if own[id(n)] is None}
     for node in nodes:
         cursor: SpanNode | None = node
+        outermost: str | None = None
         while cursor is not None and own[id(cursor)] is None:
+            outermost = grouping[id(cursor)] or outermost
             cursor = cursor.parent
-        node.agent = own[id(cursor)] if cursor is not None else None
+        node.agent = own[id(cursor)] if cursor is not None else outermost
     return nodes
 
 

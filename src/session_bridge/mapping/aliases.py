@@ -59,6 +59,8 @@ ALIASES: dict[int, tuple[str, ...]] = {
         "traceloop.association.properties.session_id",
         "langfuse.trace.metadata.langfuse_session_id",
         "langfuse.observation.metadata.langfuse_session_id",
+        # an MCP transport session: the session when nothing above names one
+        "mcp.session.id",
     ),
     Field.USER_ID: (
         "langfuse.user.id",
@@ -128,12 +130,15 @@ ALIASES: dict[int, tuple[str, ...]] = {
     ),
     Field.CACHE_CREATION_TOKENS: (
         "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",  # the Anthropic SDK's own tracing
         "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.cache_write_input_tokens",  # Strands
         "llm.token_count.prompt_details.cache_write",
     ),
     Field.REASONING_TOKENS: (
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.reasoning_tokens",
+        "gen_ai.usage.details.reasoning_tokens",  # pydantic-ai
         "llm.token_count.completion_details.reasoning",
         "ai.usage.reasoningTokens",
     ),

@@ -49,6 +49,7 @@ _LANGFUSE_TYPES = {
     "guardrail": EventType.GUARDRAIL_EVAL,
 }
 _AGENT_KINDS = frozenset({"agent", "workflow", "chain"})
+_STRICT_AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
 
 
 def classify(found: Mapping[int, object], *, name: str, is_root: bool, is_error: bool) -> EventType:
@@ -93,8 +94,17 @@ def classify(found: Mapping[int, object], *, name: str, is_root: bool, is_error:
     return _plain(is_error)
 
 
-def is_agent_span(found: Mapping[int, object]) -> bool:
-    """An agent, workflow or chain span (it runs LLM calls and tools as its children)."""
+def is_agent_span(found: Mapping[int, object], *, strict: bool = False) -> bool:
+    """An agent, workflow or chain span (it runs LLM calls and tools as its children);
+    with `strict`, an agent span only (invoke_agent, OpenInference AGENT, OpenLLMetry
+    and Langfuse `agent`), not a chain or workflow span that groups steps."""
+    if strict:
+        return (
+            _lower(found.get(Field.OPERATION)) in _STRICT_AGENT_OPERATIONS
+            or _upper(found.get(Field.OPENINFERENCE_KIND)) == "AGENT"
+            or _lower(found.get(Field.TRACELOOP_KIND)) == "agent"
+            or _lower(found.get(Field.LANGFUSE_TYPE)) == "agent"
+        )
     return _is_agent(
         _lower(found.get(Field.OPERATION)),
         _lower(found.get(Field.TRACELOOP_KIND)),

@@ -20,6 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from session_bridge.mapping.aliases import KEY_LOOKUP, Field
 from session_bridge.mapping.events import classify
 from session_bridge.mapping.limits import time_problem, uncounted
+from session_bridge.mapping.providers import normalise_provider
 from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanRecord
 
 _STATUS_ERROR = 2
@@ -36,7 +37,6 @@ _GEO_FIELDS = frozenset(
         Field.GEO_TIMEZONE,
     )
 )
-_VERCEL_SCOPE = "ai"
 _OPENAI_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
 _TOKEN_FIELDS = frozenset(
     (
@@ -183,7 +183,7 @@ def _record(
     event_type = classify(values, name=name, is_root=parent is None, is_error=is_error)
     start = span.start_time_unix_nano or span.end_time_unix_nano or now
     end = span.end_time_unix_nano or start
-    llm = _llm_usage(values, scope_name) if event_type is EventType.LLM_CALL else None
+    llm = _llm_usage(values) if event_type is EventType.LLM_CALL else None
     get = values.get
     return SpanRecord(
         trace_id=trace_id,
@@ -251,18 +251,11 @@ def _json_object(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _provider(value: Any, scope_name: str) -> str | None:
-    provider = _text(value)
-    if provider and scope_name == _VERCEL_SCOPE:
-        # the Vercel AI SDK writes "<provider>.<api>": openai.chat, openai.responses, ...
-        return provider.split(".", 1)[0]
-    return provider
-
-
-def _llm_usage(values: dict[int, Any], scope_name: str) -> LlmUsage:
+def _llm_usage(values: dict[int, Any]) -> LlmUsage:
+    model = _text(values.get(Field.MODEL))
     usage = LlmUsage(
-        provider=_provider(values.get(Field.PROVIDER), scope_name),
-        model=_text(values.get(Field.MODEL)),
+        provider=normalise_provider(_text(values.get(Field.PROVIDER)), model),
+        model=model,
         input_tokens=_int(values.get(Field.INPUT_TOKENS, 0)),
         output_tokens=_int(values.get(Field.OUTPUT_TOKENS, 0)),
         cache_read_tokens=_int(values.get(Field.CACHE_READ_TOKENS, 0)),

@@ -101,25 +101,44 @@ def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
 
 # -- agents ------------------------------------------------------------------------------
 
-AGENT_NAME_KEYS = ("gen_ai.agent.name", "agent.name", "graph.node.id")
+AGENT_NAME_KEYS = ("gen_ai.agent.name", "agent.name")
+_GRAPH_NODE_KEYS = ("graph.node.id",)  # OpenInference: the agent's name on an AGENT span
 _AGENT_SPAN_NAME_KEYS = ("traceloop.entity.name",)
+_WORKFLOW_NAME_KEYS = ("traceloop.entity.name", "ai.telemetry.functionId")
 _AGENT_NAME_PREFIXES = ("invoke_agent ", "create_agent ", "agent ")
+_WORKFLOW_NAME_PREFIXES = ("invoke_workflow ",)
 
 
 def agent_name(raw: RawSpan) -> str | None:
-    """The agent a span names: its agent attribute or, for an agent span, its name."""
+    """The agent a span names: its agent attribute or, for an agent span (not a chain or
+    workflow span, which only group steps), its name."""
     named = raw.text(AGENT_NAME_KEYS)
     if named is not None:
         return named
-    if not is_agent_span(raw.fields()):
+    if not is_agent_span(raw.fields(), strict=True):
         return None
-    named = raw.text(_AGENT_SPAN_NAME_KEYS)
+    named = raw.text(_GRAPH_NODE_KEYS) or raw.text(_AGENT_SPAN_NAME_KEYS)
     if named is not None:
         return named
-    for prefix in _AGENT_NAME_PREFIXES:
-        if raw.name.lower().startswith(prefix):
-            return raw.name[len(prefix) :].strip() or raw.name
-    return raw.name
+    return _strip_prefixes(raw.name, _AGENT_NAME_PREFIXES)
+
+
+def workflow_name(raw: RawSpan) -> str | None:
+    """The name of a chain or workflow span (a LangGraph graph, an OpenLLMetry workflow):
+    the agent of the spans under it that have no agent span above them."""
+    if not is_agent_span(raw.fields()):
+        return None
+    named = raw.text(_WORKFLOW_NAME_KEYS)
+    if named is not None:
+        return named
+    return _strip_prefixes(raw.name, _WORKFLOW_NAME_PREFIXES + _AGENT_NAME_PREFIXES)
+
+
+def _strip_prefixes(name: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if name.lower().startswith(prefix):
+            return name[len(prefix) :].strip() or name
+    return name
 
 
 # -- LLM calls ---------------------------------------------------------------------------
@@ -189,10 +208,11 @@ def _ttft_ms(raw: RawSpan) -> float | None:
 
 TOOL_NAME_KEYS = ("gen_ai.tool.name", "ai.toolCall.name", "tool.name")
 TOOL_CALL_ID_KEYS = ("gen_ai.tool.call.id", "ai.toolCall.id", "tool_call.id")
+# the call's own arguments and result, never the tool's schema (`tool.parameters`,
+# `gen_ai.tool.json_schema`); `input.value`/`output.value` are read on tool spans only
 TOOL_ARGUMENTS_KEYS = (
     "gen_ai.tool.call.arguments",
     "ai.toolCall.args",
-    "tool.parameters",
     "input.value",
     "traceloop.entity.input",
     "tool_arguments",
@@ -214,14 +234,46 @@ class ToolDetails:
     output: Any
 
 
+# Strands (without the latest GenAI conventions) puts a tool's call and result in events
+_TOOL_ARGUMENTS_EVENT = ("gen_ai.tool.message", "content")
+_TOOL_RESULT_EVENT = ("gen_ai.choice", "message")
+
+
 def tool_details(raw: RawSpan) -> ToolDetails:
     name = raw.text(TOOL_NAME_KEYS) or _strip_prefix(raw.name, "execute_tool ")
+    arguments = raw.first(TOOL_ARGUMENTS_KEYS)
+    if arguments is None:
+        arguments = _event_value(raw, *_TOOL_ARGUMENTS_EVENT)
+    output = raw.first(TOOL_RESULT_KEYS)
+    if output is None:
+        output = _event_value(raw, *_TOOL_RESULT_EVENT)
     return ToolDetails(
         tool_name=name,
         call_id=raw.text(TOOL_CALL_ID_KEYS),
-        arguments=parse_json_text(raw.first(TOOL_ARGUMENTS_KEYS)),
-        output=parse_json_text(raw.first(TOOL_RESULT_KEYS)),
+        arguments=_tool_value(arguments),
+        output=_langchain_tool_message(_tool_value(output)),
     )
+
+
+def _tool_value(value: Any) -> Any:
+    """A tool's arguments or result: JSON text parsed, a JSON-encoded string (the Vercel
+    AI SDK JSON-encodes every result) decoded."""
+    if isinstance(value, str) and value[:1] == '"':
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return parse_json_text(value)
+
+
+def _langchain_tool_message(value: Any) -> Any:
+    """LangChain's serialised ToolMessage (OpenInference's `output.value` of a LangChain
+    tool): its content is the tool's result."""
+    if isinstance(value, dict) and value.get("type") == "tool":
+        data = value.get("data")
+        if isinstance(data, dict) and "content" in data:
+            return data["content"]
+    return value
 
 
 # -- handoffs, decisions, guardrails, state ------------------------------------------------

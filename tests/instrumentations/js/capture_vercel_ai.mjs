@@ -13,6 +13,9 @@
 // v7:        ai@7, registerTelemetry(new OpenTelemetry({runtimeContext: true}))  -> gen_ai.* spans,
 //            session/user passed as runtimeContext + telemetry.includeRuntimeContext
 // v7-legacy: ai@7, registerTelemetry(new LegacyOpenTelemetry())                  -> ai.* spans
+// v6-agent / v7-agent: the telemetry of v6 / v7, but the agent session below instead: a
+//            streamed multi-step tool run (streamText + tool + stopWhen, Responses API),
+//            then a streamed Chat Completions turn with the tool still offered
 import * as ai from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
 import { trace } from '@opentelemetry/api';
@@ -22,6 +25,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 
 const MODE = process.env.CAPTURE_MODE ?? 'v6';
+const AGENT = MODE.endsWith('-agent');
 const SESSION_ID = 'sess-1234';
 const USER_ID = 'user-42';
 const CHAT_MODEL = 'gpt-4o-mini';
@@ -92,6 +96,36 @@ const getWeather = ai.tool({
 });
 
 const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+
+if (AGENT) {
+  // turn 1: streamed, multi-step: tool call -> tool -> answer (2 model calls, Responses API)
+  const s1 = ai.streamText({
+    model: openai(CHAT_MODEL),
+    system: SYSTEM_PROMPT,
+    messages,
+    tools: { get_weather: getWeather },
+    stopWhen: stepCount(3),
+    ...telemetryFor(),
+  });
+  for await (const _ of s1.textStream);
+  messages.push(...(await s1.response).messages);
+  console.error('agent turn-1:', JSON.stringify(await s1.totalUsage));
+  // turn 2: streamed Chat Completions, the tool offered again (already called: an answer)
+  messages.push({ role: 'user', content: 'Thanks! And tomorrow?' });
+  const s2 = ai.streamText({
+    model: openai.chat(CHAT_MODEL),
+    system: SYSTEM_PROMPT,
+    messages,
+    tools: { get_weather: getWeather },
+    stopWhen: stepCount(3),
+    ...telemetryFor(),
+  });
+  for await (const _ of s2.textStream);
+  console.error('agent turn-2:', JSON.stringify(await s2.totalUsage));
+  await flush();
+  trace.disable();
+  process.exit(0);
+}
 
 // turn 1: Responses API (the default `openai(model)`), tool call + tool result, non-streaming
 const r1 = await ai.generateText({
