@@ -174,7 +174,7 @@ def test_migrations_from_an_empty_database_then_a_no_op(pg_dsn: str, tmp_path: P
         config.write_text(f"storage:\n  backend: postgres\n  postgres:\n    dsn: '{empty}'\n")
         first = _migrate_cli(config)
         assert first.returncode == 0, first.stderr
-        assert "applied migration(s) 1" in first.stdout
+        assert "applied migration(s) 1, 2" in first.stdout
         before = _catalog(empty)
         assert ("sessions", "session_id", "text", "NO", None) in before
         second = _migrate_cli(config)
@@ -193,7 +193,7 @@ def _execute(dsn: str, schema: str, statement: str) -> None:
 
 def test_a_schema_newer_than_the_bridge_is_refused(pg_dsn: str, pg_schema: str) -> None:
     settings_ = PostgresSettings(pg_dsn, pg_schema)
-    assert migrate_schema(settings_) == [1]
+    assert migrate_schema(settings_) == [1, 2]
     _execute(pg_dsn, pg_schema, "INSERT INTO schema_migrations VALUES (999, 'from the future')")
     with pytest.raises(RuntimeError, match="version 999, newer than this bridge"):
         migrate_schema(settings_)
