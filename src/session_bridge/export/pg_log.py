@@ -61,9 +61,9 @@ SELECT e.position, s.project_id, r.resource, t.session_id, t.user_id, t.start_ns
 FROM export_log e
 JOIN spans s ON s.log_xid = e.log_xid
 LEFT JOIN resources r ON r.resource_key = s.resource_key
-LEFT JOIN traces t ON t.trace_id = s.trace_id
+LEFT JOIN traces t ON t.project_id = s.project_id AND t.trace_id = s.trace_id
 WHERE e.position > %s AND e.position <= %s
-ORDER BY e.position, s.trace_id, s.start_ns, s.span_id"""
+ORDER BY e.position, s.project_id, s.trace_id, s.start_ns, s.span_id"""
 
 
 def _lock_key(schema: str, exporter: str) -> str:

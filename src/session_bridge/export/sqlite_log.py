@@ -39,7 +39,7 @@ SELECT s.rowid, s.project_id, r.resource, t.session_id, t.user_id, t.start_ns,
   {columns.span_select("s")}
 FROM spans s
 LEFT JOIN resources r ON r.resource_key = s.resource_key
-LEFT JOIN traces t ON t.trace_no = s.trace_no
+LEFT JOIN traces t ON t.trace_no = s.trace_no AND t.project_id = s.project_id
 WHERE s.rowid > ? AND s.rowid <= ?
 ORDER BY s.rowid
 """

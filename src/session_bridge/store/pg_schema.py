@@ -114,6 +114,17 @@ CREATE INDEX sessions_by_end ON sessions (end_ns);
     ),
     Migration(
         2,
+        "traces keyed by (project_id, trace_id), spans by (project_id, trace_id, span_id)",
+        # every row keeps its project; the old keys were unique, so the new ones are
+        """
+ALTER TABLE spans DROP CONSTRAINT spans_pkey;
+ALTER TABLE spans ADD PRIMARY KEY (project_id, trace_id, span_id);
+ALTER TABLE traces DROP CONSTRAINT traces_pkey;
+ALTER TABLE traces ADD PRIMARY KEY (project_id, trace_id);
+""",
+    ),
+    Migration(
+        3,
         "the export log: each span's writing transaction, positions, cursors, dead letters",
         """
 -- spans stored before this migration keep NULL: they are in no exporter's queue

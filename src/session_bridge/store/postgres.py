@@ -50,7 +50,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from session_bridge.model import SpanRecord
-from session_bridge.rollup.binding import fold_by_trace, session_contribution
+from session_bridge.rollup.binding import TraceDelta, fold_by_trace, session_contribution
 from session_bridge.rollup.rollup import Rollup, merge
 from session_bridge.store import columns, pg_schema
 from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
@@ -112,9 +112,9 @@ ON CONFLICT DO NOTHING"""
 
 _INSERT_SPANS = f"""
 INSERT INTO spans ({_SPAN_COLUMNS})
-SELECT {_SPAN_COLUMNS} FROM span_in ORDER BY trace_id, span_id
+SELECT {_SPAN_COLUMNS} FROM span_in ORDER BY project_id, trace_id, span_id
 ON CONFLICT DO NOTHING
-RETURNING trace_id, span_id"""
+RETURNING project_id, trace_id, span_id"""
 
 
 def _from_json(names: Sequence[str], first: int) -> str:
@@ -133,8 +133,8 @@ SELECT decode(r->>0, 'hex'), r->>1, r->>2,
   CASE WHEN r->>2 IS NOT NULL THEN pg_current_xact_id() END,
   {_from_json(columns.COLUMN_NAMES, 3)}
 FROM jsonb_array_elements(%s::jsonb) AS r
-ORDER BY 1
-ON CONFLICT (trace_id) DO UPDATE SET
+ORDER BY 2, 1
+ON CONFLICT (project_id, trace_id) DO UPDATE SET
   session_id = COALESCE(cur.session_id, EXCLUDED.session_id),
   bound_by = CASE WHEN cur.session_id IS NULL THEN EXCLUDED.bound_by ELSE cur.bound_by END,
   {merge_assignments("cur", "EXCLUDED")}
@@ -152,14 +152,17 @@ ON CONFLICT (project_id, session_id) DO UPDATE SET
 # spans stored before their trace was named (by this write) take its session
 _NAME_EARLIER_SPANS = """
 UPDATE spans SET session_id = d.session_id
-FROM unnest(%s::bytea[], %s::text[]) AS d(trace_id, session_id)
-WHERE spans.trace_id = d.trace_id AND spans.session_id IS NULL"""
+FROM unnest(%s::text[], %s::bytea[], %s::text[]) AS d(project_id, trace_id, session_id)
+WHERE spans.project_id = d.project_id AND spans.trace_id = d.trace_id
+  AND spans.session_id IS NULL"""
 
 # spans of this write whose trace another write had named otherwise
 _RENAME_NEW_SPANS = """
 UPDATE spans SET session_id = d.session_id
-FROM unnest(%s::bytea[], %s::bytea[], %s::text[]) AS d(trace_id, span_id, session_id)
-WHERE spans.trace_id = d.trace_id AND spans.span_id = d.span_id"""
+FROM unnest(%s::text[], %s::bytea[], %s::bytea[], %s::text[])
+  AS d(project_id, trace_id, span_id, session_id)
+WHERE spans.project_id = d.project_id AND spans.trace_id = d.trace_id
+  AND spans.span_id = d.span_id"""
 
 # Retention takes trace rows with SKIP LOCKED: it never waits for a write in progress,
 # and a write to a trace being expired waits for that short transaction, then finds
@@ -170,18 +173,21 @@ _EXPIRE_TRACES = """
 WITH hold AS (
   SELECT min(position) AS cursor FROM export_cursors
 ), doomed AS (
-  SELECT trace_id FROM traces tr WHERE end_ns < %s
+  SELECT project_id, trace_id FROM traces tr WHERE end_ns < %s
     AND NOT EXISTS (
       SELECT 1 FROM spans s, hold, export_log_state st
-      WHERE s.trace_id = tr.trace_id AND hold.cursor IS NOT NULL AND s.log_xid IS NOT NULL
+      WHERE s.project_id = tr.project_id AND s.trace_id = tr.trace_id
+        AND hold.cursor IS NOT NULL AND s.log_xid IS NOT NULL
         AND (s.log_xid >= st.sequenced_below OR EXISTS (
           SELECT 1 FROM export_log e WHERE e.log_xid = s.log_xid AND e.position > hold.cursor)))
   ORDER BY end_ns LIMIT %s
   FOR UPDATE SKIP LOCKED
 ), spans_gone AS (
-  DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM doomed) RETURNING 1
+  DELETE FROM spans WHERE (project_id, trace_id) IN (SELECT project_id, trace_id FROM doomed)
+  RETURNING 1
 ), traces_gone AS (
-  DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM doomed) RETURNING 1
+  DELETE FROM traces WHERE (project_id, trace_id) IN (SELECT project_id, trace_id FROM doomed)
+  RETURNING 1
 )
 SELECT (SELECT count(*) FROM traces_gone), (SELECT count(*) FROM spans_gone)"""
 
@@ -238,7 +244,7 @@ def _unreachable(settings: PostgresSettings, exc: Exception) -> ConnectionError:
 
 class PostgresStore(SqlReads):
     dialect = POSTGRES
-    span_join = "s.trace_id = t.trace_id"
+    span_join = "s.project_id = t.project_id AND s.trace_id = t.trace_id"
     needs_records = True
 
     def __init__(self, settings: PostgresSettings) -> None:
@@ -343,8 +349,14 @@ class PostgresStore(SqlReads):
 # -- the write of one group -------------------------------------------------------------
 
 
+# A trace is one project's: traces are keyed by (project_id, trace_id), spans by
+# (project_id, trace_id, span_id), and a group may hold batches of several projects.
+TraceKey = tuple[str, bytes]  # (project_id, trace_id)
+SpanKey = tuple[str, bytes, bytes]  # (project_id, trace_id, span_id)
+
+
 def _write_group(conn: Connection, batches: Sequence[WriteBatch]) -> list[WriteResult]:
-    owner: dict[tuple[bytes, bytes], tuple[int, str, SpanRecord]] = {}
+    owner: dict[SpanKey, tuple[int, SpanRecord]] = {}
     resources: dict[bytes, bytes] = {}
     counts: list[int] = []
     for index, batch in enumerate(batches):
@@ -352,21 +364,22 @@ def _write_group(conn: Connection, batches: Sequence[WriteBatch]) -> list[WriteR
             raise NeedsRecords("PostgreSQL writes need the records")
         resources.update(batch.resources)
         counts.append(len(batch.records))
+        project = batch.project_id
         for record in batch.records:
-            owner.setdefault((record.trace_id, record.span_id), (index, batch.project_id, record))
-    guesses: dict[bytes, str | None] = {}  # the session a trace is named in this group
-    for _, _, record in owner.values():
-        if guesses.get(record.trace_id) is None:
-            guesses[record.trace_id] = record.session_id
+            owner.setdefault((project, record.trace_id, record.span_id), (index, record))
+    guesses: dict[TraceKey, str | None] = {}  # the session a trace is named in this group
+    for (project, trace_id, _), (_, record) in owner.items():
+        if guesses.get((project, trace_id)) is None:
+            guesses[project, trace_id] = record.session_id
     with conn.transaction():
         if resources:
             keys = sorted(resources)
             conn.execute(_INSERT_RESOURCES, (keys, [resources[k] for k in keys]), binary=True)
-        _copy_spans(conn, _span_rows(owner.values(), guesses))
+        _copy_spans(conn, _span_rows(owner, guesses))
         inserted = conn.execute(_INSERT_SPANS, binary=True).fetchall()
-        new_keys = {(bytes(t), bytes(s)) for t, s in inserted}
+        new_keys = {(p, bytes(t), bytes(s)) for p, t, s in inserted}
         if new_keys:
-            _fold(conn, [owner[key] for key in new_keys], guesses)
+            _fold(conn, [(key, owner[key][1]) for key in new_keys], guesses)
     stored = [0] * len(batches)
     for key in new_keys:
         stored[owner[key][0]] += 1
@@ -377,41 +390,45 @@ def _write_group(conn: Connection, batches: Sequence[WriteBatch]) -> list[WriteR
 
 def _fold(
     conn: Connection,
-    new: list[tuple[int, str, SpanRecord]],
-    guesses: dict[bytes, str | None],
+    new: list[tuple[SpanKey, SpanRecord]],
+    guesses: dict[TraceKey, str | None],
 ) -> None:
     """Steps 3 and 4: fold the new spans into their traces, and traces into sessions."""
-    deltas = fold_by_trace(record for _, _, record in new)
-    project_of = {record.trace_id: project for _, project, record in new}
+    by_project: dict[str, list[SpanRecord]] = {}
+    for (project, _, _), record in new:
+        by_project.setdefault(project, []).append(record)
+    deltas: dict[TraceKey, TraceDelta] = {
+        (project, tid): delta
+        for project, records in by_project.items()
+        for tid, delta in fold_by_trace(records).items()
+    }
     traces = _json_rows(
-        (tid.hex(), project_of[tid], delta.session_id, *columns.to_row(delta.rollup))
-        for tid, delta in deltas.items()
+        (tid.hex(), project, delta.session_id, *columns.to_row(delta.rollup))
+        for (project, tid), delta in deltas.items()
     )
     contributions: dict[tuple[str, str], Rollup] = {}
-    earlier: list[tuple[bytes, str]] = []  # traces named now, with spans stored before
-    renamed: dict[bytes, str] = {}  # traces whose new spans were stored under another name
+    earlier: list[tuple[str, bytes, str]] = []  # traces named now, with spans stored before
+    renamed: dict[TraceKey, str] = {}  # traces whose new spans were stored under another name
     for tid, project, session_id, newly_bound, *rollup in conn.execute(
         _UPSERT_TRACES, (traces,), binary=True
     ).fetchall():
-        tid = bytes(tid)
-        if session_id != _text(guesses[tid]):
-            renamed[tid] = session_id
+        trace = (project, bytes(tid))
+        if session_id != _text(guesses[trace]):
+            renamed[trace] = session_id
         if session_id is None:
             continue
-        delta = deltas[tid].rollup
+        delta = deltas[trace].rollup
         after = columns.from_row(rollup)
         if newly_bound and after.span_count > delta.span_count:
-            earlier.append((tid, session_id))
+            earlier.append((*trace, session_id))
         key = (project, session_id)
         add = session_contribution(delta, after, newly_bound=newly_bound)
         contributions[key] = merge(contributions[key], add) if key in contributions else add
     if earlier:
-        conn.execute(_NAME_EARLIER_SPANS, _columns_of(earlier, 2), binary=True)
+        conn.execute(_NAME_EARLIER_SPANS, _columns_of(earlier, 3), binary=True)
     if renamed:
-        keys = [
-            (r.trace_id, r.span_id, renamed[r.trace_id]) for _, _, r in new if r.trace_id in renamed
-        ]
-        conn.execute(_RENAME_NEW_SPANS, _columns_of(keys, 3), binary=True)
+        keys = [(*key, renamed[key[:2]]) for key, _ in new if key[:2] in renamed]
+        conn.execute(_RENAME_NEW_SPANS, _columns_of(keys, 4), binary=True)
     sessions = _json_rows((*key, *columns.to_row(add)) for key, add in contributions.items())
     conn.execute(_UPSERT_SESSIONS, (sessions,))
 
@@ -441,8 +458,8 @@ def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 def _span_rows(
-    owned: Iterable[tuple[int, str, SpanRecord]], guesses: dict[bytes, str | None]
+    owned: dict[SpanKey, tuple[int, SpanRecord]], guesses: dict[TraceKey, str | None]
 ) -> Iterable[tuple[Any, ...]]:
-    for _, project_id, r in owned:
-        values = columns.span_values(r, project_id, guesses[r.trace_id])
+    for (project_id, trace_id, _), (_, r) in owned.items():
+        values = columns.span_values(r, project_id, guesses[project_id, trace_id])
         yield tuple(_text(v) if isinstance(v, str) else v for v in values)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteRe
 from session_bridge.store.search import SQLITE
 from session_bridge.store.sql_reads import SqlReads
 
-SCHEMA_VERSION = 4  # 4: spans keyed by (trace_no, span_id) rather than (trace_id, span_id)
+# 4: spans keyed by (trace_no, span_id) rather than (trace_id, span_id)
+# 5: traces keyed by (project_id, trace_id): two projects sharing a trace id get a trace each
+SCHEMA_VERSION = 5
 _OLDEST_READABLE = 4  # no release ever wrote an older layout
 _MAX_VARS = 500  # bound on host parameters per statement
 _WAL_RESTART_FRAMES = 4096  # ~16 MiB of 4 KiB pages: then the WAL should start over
@@ -38,11 +40,13 @@ _ROLLUP_DDL = ",\n  ".join(f"{name} {sqltype}" for name, sqltype in columns.sql_
 _ROLLUP_COLS = ", ".join(columns.COLUMN_NAMES)
 _ROLLUP_MARKS = ", ".join("?" for _ in columns.COLUMN_NAMES)
 _UPDATE_TRACE = ", ".join(
-    f"{name} = excluded.{name}" for name in ("project_id", "session_id", *columns.COLUMN_NAMES)
+    f"{name} = excluded.{name}" for name in ("session_id", *columns.COLUMN_NAMES)
 )
 _UPDATE_ROLLUP = ", ".join(f"{name} = excluded.{name}" for name in columns.COLUMN_NAMES)
 
-_SCHEMA = f"""
+# Version 4, the first released layout: a new database starts from it and takes every
+# upgrade after it (`_UPGRADES`), as an existing one does.
+_SCHEMA_V4 = f"""
 CREATE TABLE IF NOT EXISTS resources (
   resource_key BLOB PRIMARY KEY,
   resource BLOB NOT NULL
@@ -106,6 +110,29 @@ CREATE INDEX IF NOT EXISTS traces_by_end ON traces (end_ns);
 CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (end_ns);
 """
 
+# A trace is one project's: (project_id, trace_id) is unique, no longer trace_id alone.
+# trace_no stays (the spans and the export log name their trace by it); every row keeps
+# its project. SQLite cannot drop a column's UNIQUE: the table is built again.
+_TRACES_BY_PROJECT = f"""
+CREATE TABLE traces_v5 (
+  trace_no INTEGER PRIMARY KEY,
+  trace_id BLOB NOT NULL,
+  project_id TEXT NOT NULL,
+  session_id TEXT,
+  {_ROLLUP_DDL},
+  UNIQUE (project_id, trace_id)
+);
+INSERT INTO traces_v5 (trace_no, trace_id, project_id, session_id, {_ROLLUP_COLS})
+  SELECT trace_no, trace_id, project_id, session_id, {_ROLLUP_COLS} FROM traces;
+DROP TABLE traces;
+ALTER TABLE traces_v5 RENAME TO traces;
+CREATE INDEX traces_by_session ON traces (project_id, session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX traces_by_end ON traces (end_ns);
+"""
+
+# version -> the script that brings a database at that version to the next one
+_UPGRADES: dict[int, str] = {4: _TRACES_BY_PROJECT}
+
 # sqlite3 binds only int, float, str and bytearray directly; None, bool and bytes (most
 # of a span row) first go through a failed adapter lookup (~0.5 us each, ~2 us per span
 # row). Registered adapters are found at once and are C callables: the values bind as
@@ -150,7 +177,8 @@ _BATCH_DDL, _BATCH_LOAD, _ = _batch_tables_sql("batch")  # the writer's (traces:
 _INSERT_SPANS = (
     f"INSERT INTO main.spans ({', '.join(_BATCH_COLUMNS)}, session_id, trace_no)"
     f" SELECT {', '.join('b.' + name for name in _BATCH_COLUMNS)}, t.session_id, t.trace_no"
-    " FROM batch.spans b CROSS JOIN main.traces t ON t.trace_id = b.trace_id"
+    " FROM batch.spans b CROSS JOIN main.traces t"
+    " ON t.project_id = b.project_id AND t.trace_id = b.trace_id"
 )
 _INSERT_NEW_SPANS = (
     f"{_INSERT_SPANS} WHERE NOT EXISTS"
@@ -159,13 +187,14 @@ _INSERT_NEW_SPANS = (
 # a trace new to the store is its delta, named by its delta's session (`plan_from_deltas`)
 _INSERT_NEW_TRACES = (
     f"INSERT INTO main.traces (project_id, {', '.join(_TRACE_BATCH_COLUMNS)})"
-    f" SELECT ?, {', '.join('b.' + name for name in _TRACE_BATCH_COLUMNS)} FROM batch.traces b"
-    " WHERE NOT EXISTS (SELECT 1 FROM main.traces t WHERE t.trace_id = b.trace_id)"
+    f" SELECT ?1, {', '.join('b.' + name for name in _TRACE_BATCH_COLUMNS)} FROM batch.traces b"
+    " WHERE NOT EXISTS"
+    " (SELECT 1 FROM main.traces t WHERE t.project_id = ?1 AND t.trace_id = b.trace_id)"
 )
 _UPSERT_TRACES = (
     f"INSERT INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
     f" VALUES (?, ?, ?, {_ROLLUP_MARKS})"
-    f" ON CONFLICT (trace_id) DO UPDATE SET {_UPDATE_TRACE}"
+    f" ON CONFLICT (project_id, trace_id) DO UPDATE SET {_UPDATE_TRACE}"
 )
 
 
@@ -190,7 +219,9 @@ def batch_tables(spans: Iterable[tuple[Any, ...]], traces: Iterable[tuple[Any, .
 
 class SqliteStore(SqlReads):
     dialect = SQLITE
-    span_join = "s.trace_no = t.trace_no"
+    # (a span's project is its trace's; a database written before version 5 may hold spans
+    # of another project under a trace: never read as the trace's)
+    span_join = "s.trace_no = t.trace_no AND s.project_id = t.project_id"
 
     def __init__(self, path: Path, *, synchronous: str = "full") -> None:
         if synchronous.lower() not in {"full", "normal", "extra"}:
@@ -233,19 +264,31 @@ class SqliteStore(SqlReads):
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self._path} has schema version {version}, newer than this bridge "
-                f"({SCHEMA_VERSION}); upgrade the bridge"
-            )
-        if 0 < version < _OLDEST_READABLE:
-            raise RuntimeError(
-                f"{self._path} has schema version {version}, written by a development build"
-                " before the first release; start with an empty data directory"
-            )
-        conn.executescript(_SCHEMA)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        """Bring the database to `SCHEMA_VERSION`, in one transaction: another process
+        opening the same file meanwhile waits, then finds it done."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self._path} has schema version {version}, newer than this bridge "
+                    f"({SCHEMA_VERSION}); upgrade the bridge"
+                )
+            if 0 < version < _OLDEST_READABLE:
+                raise RuntimeError(
+                    f"{self._path} has schema version {version}, written by a development"
+                    " build before the first release; start with an empty data directory"
+                )
+            scripts = [_SCHEMA_V4] if version == 0 else []
+            scripts += [_UPGRADES[v] for v in range(max(version, _OLDEST_READABLE), SCHEMA_VERSION)]
+            for script in scripts:
+                for statement in _statements(script):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     # -- writes --------------------------------------------------------------------------
 
@@ -287,7 +330,7 @@ class SqliteStore(SqlReads):
         else:  # its traces go in through the upsert below: no table to bind them into
             conn.execute("DELETE FROM batch.spans")
             conn.executemany(_BATCH_LOAD, batch.rows())
-        numbers, existing = self._trace_states(conn, list(deltas))
+        numbers, existing = self._trace_states(conn, batch.project_id, list(deltas))
         stored_before = self._stored_before(conn, list(numbers))
         if not stored_before:
             plan = plan_from_deltas(deltas, existing)  # the common case: no retries
@@ -330,13 +373,15 @@ class SqliteStore(SqlReads):
 
     @staticmethod
     def _stored_before(conn: sqlite3.Connection, stored_traces: Sequence[bytes]) -> int:
-        """How many spans of the batch (`batch.spans`) these stored traces hold already."""
+        """How many spans of the batch (`batch.spans`) these stored traces (of the batch's
+        project) hold already."""
         count = 0
         # the batch table has no index: scan it, and look up only the spans of these traces
         for chunk in _chunks(stored_traces):
             (found,) = conn.execute(
                 "SELECT count(*) FROM batch.spans b"
-                " CROSS JOIN main.traces t ON t.trace_id = b.trace_id"
+                " CROSS JOIN main.traces t"
+                " ON t.project_id = b.project_id AND t.trace_id = b.trace_id"
                 " CROSS JOIN main.spans s ON s.trace_no = t.trace_no AND s.span_id = b.span_id"
                 f" WHERE b.trace_id IN ({_marks(chunk)})",
                 chunk,
@@ -360,16 +405,16 @@ class SqliteStore(SqlReads):
 
     @staticmethod
     def _trace_states(
-        conn: sqlite3.Connection, trace_ids: Sequence[bytes]
+        conn: sqlite3.Connection, project_id: str, trace_ids: Sequence[bytes]
     ) -> tuple[dict[bytes, int], dict[bytes, TraceState]]:
-        """The trace numbers and states of the traces already stored."""
+        """The trace numbers and states of the project's traces already stored."""
         numbers: dict[bytes, int] = {}
         states: dict[bytes, TraceState] = {}
         for chunk in _chunks(trace_ids):
             for row in conn.execute(
                 f"SELECT trace_id, trace_no, session_id, {_ROLLUP_COLS} FROM traces"
-                f" WHERE trace_id IN ({_marks(chunk)})",
-                chunk,
+                f" WHERE project_id = ? AND trace_id IN ({_marks(chunk)})",
+                (project_id, *chunk),
             ):
                 numbers[row[0]] = row[1]
                 states[row[0]] = TraceState(row[2], columns.from_row(row[3:]))
@@ -466,6 +511,16 @@ def _export_hold(conn: sqlite3.Connection) -> int:
         if cursor is not None:
             hold = min(hold, int(cursor))
     return hold
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, one by one (`executescript` would commit first)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
 
 
 def _marks(items: Sequence[Any]) -> str:
