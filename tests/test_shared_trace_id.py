@@ -269,7 +269,7 @@ def test_a_postgres_schema_of_migration_1_is_migrated_and_keeps_its_data(
     pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The data written by a bridge, copied into a schema that only migration 1 made (as
-    the previous release left it), is read back unchanged after migration 2."""
+    the previous release left it), is read back unchanged after the later migrations."""
     written, old = pg.new_schema_name(), pg.new_schema_name()
     try:
         bridge = RunningBridge(_config(tmp_path / "w", pg_dsn=pg_dsn, schema=written))
@@ -284,10 +284,21 @@ def test_a_postgres_schema_of_migration_1_is_migrated_and_keeps_its_data(
             assert migrate_schema(PostgresSettings(pg_dsn, old)) == [1]
         with psycopg.connect(pg_dsn) as conn:
             for table in ("resources", "spans", "traces", "sessions"):
+                # the previous release's columns (later migrations add some)
+                names = sql.SQL(", ").join(
+                    sql.Identifier(str(name))
+                    for (name,) in conn.execute(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                        (old, table),
+                    )
+                )
                 conn.execute(
-                    sql.SQL("INSERT INTO {}.{} SELECT * FROM {}.{}").format(
+                    sql.SQL("INSERT INTO {}.{} ({}) SELECT {} FROM {}.{}").format(
                         sql.Identifier(old),
                         sql.Identifier(table),
+                        names,
+                        names,
                         sql.Identifier(written),
                         sql.Identifier(table),
                     )
