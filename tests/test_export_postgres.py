@@ -97,8 +97,9 @@ def test_sdk_spans_reach_the_ingestion_endpoint_from_postgres(
             span_ids.add(format(root.get_span_context().span_id, "016x"))
     provider.shutdown()
     server.wait_for(lambda s: s.observation_ids() >= span_ids)
+    # a trace-create from spans sent before the root (settle_delay 0) may lack the session
     traces = [e for e in server.snapshot() if e["type"] == "trace-create"]
-    assert {t["body"]["sessionId"] for t in traces} == {"sess-pg"}
+    assert {t["body"].get("sessionId") for t in traces} - {None} == {"sess-pg"}
     first = server.snapshot()
     # a restart resends nothing that was delivered: the cursor is durable in PostgreSQL
     bridge.stop()
@@ -108,7 +109,7 @@ def test_sdk_spans_reach_the_ingestion_endpoint_from_postgres(
     assert not {e["id"] for e in first} & {e["id"] for e in server.snapshot()[len(first) :]}
 
 
-def _lease_holder(dsn: str, schema: str) -> int:
+def _lease_holder(dsn: str, schema: str, *, missing_ok: bool = False) -> int | None:
     """The pid of the bridge process holding the ingestion exporter's lock."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
@@ -116,7 +117,9 @@ def _lease_holder(dsn: str, schema: str) -> int:
             " WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
             " AND a.application_name LIKE 'otel-session-bridge export pid %%'"
         ).fetchone()
-    assert row is not None, "no replica holds the exporter"
+    if row is None:
+        assert missing_ok, "no replica holds the exporter"
+        return None
     return int(str(row[0]).rsplit(" ", 1)[1])
 
 
@@ -140,9 +143,9 @@ def test_three_replicas_deliver_every_span_once_and_take_over_after_kill_9(
         assert set(counts) == expected
         assert max(counts.values()) == 1, "steady state: no span sent twice"
 
-        # the exporting replica dies mid-request: another one delivers what it had not
+        # the exporting replica dies while its requests fail: another one delivers them
         holder = _lease_holder(pg_dsn, pg_schema)
-        server.delay_s = 0.3
+        server.down = True
         more = [turn("sess-kill", index=i) for i in range(20)]
         survivor = next(r for r in replicas if r.process.pid != holder)
         with httpx.Client(timeout=10) as http:
@@ -154,12 +157,15 @@ def test_three_replicas_deliver_every_span_once_and_take_over_after_kill_9(
                 )
                 assert response.status_code == 200, response.text
         before = len(server.received)
-        eventually(lambda: len(server.received) > before, what="a request in flight")
+        eventually(lambda: len(server.received) > before, what="a failed attempt")
         os.kill(holder, signal.SIGKILL)
-        server.delay_s = 0.0
+        eventually(
+            lambda: _lease_holder(pg_dsn, pg_schema, missing_ok=True) not in (None, holder),
+            what="another replica taking the exporter over",
+        )
+        server.down = False
         wanted = expected | {x for t in more for x in t.span_ids}
         server.wait_for(lambda s: s.observation_ids() >= wanted, timeout_s=60)
-        assert _lease_holder(pg_dsn, pg_schema) != holder
         assert set(_id_counts(server)) == wanted  # the same deterministic ids, whoever sent them
     finally:
         for replica in replicas:
@@ -218,7 +224,9 @@ def test_retention_keeps_what_an_exporter_has_not_delivered_on_postgres(
     store = open_store(storage)
     try:
         eventually(
-            lambda: metric(bridge, "session_bridge_exporter_send_failed_spans_total", "ingestion") > 0
+            lambda: (
+                metric(bridge, "session_bridge_exporter_send_failed_spans_total", "ingestion") > 0
+            )
         )
         future = time.time_ns() + 3600 * 10**9
         assert store.expire(future, None, 100).traces == 0  # not delivered: kept

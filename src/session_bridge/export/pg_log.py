@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -37,7 +38,7 @@ from session_bridge.store.postgres import PostgresSettings, connect_kwargs, migr
 
 log = logging.getLogger(__name__)
 
-_LEASE_CHECK_S = 1.0  # how often a leader checks that its lock connection is alive
+_LEASE_CHECK_S = 0.5  # how often the lock is asked for, or its connection checked
 
 # Numbers the write transactions that ended since the last run, in xid order.
 _SEQUENCE = """
@@ -66,6 +67,15 @@ WHERE e.position > %s AND e.position <= %s
 ORDER BY e.position, s.project_id, s.trace_id, s.start_ns, s.span_id"""
 
 
+@dataclass
+class _Lease:
+    """One exporter's lock connection: while it lives and `held`, the exporter is ours."""
+
+    conn: psycopg.Connection[Any] | None = None
+    held: bool = False
+    checked_at: float = -_LEASE_CHECK_S
+
+
 def _lock_key(schema: str, exporter: str) -> str:
     return f"session-bridge-export:{schema}:{exporter}"
 
@@ -85,7 +95,7 @@ class PostgresExportLog(ExportLog):
             name="session-bridge-export",
         )
         self._pool.open(wait=True, timeout=settings.connect_timeout_s)
-        self._leases: dict[str, tuple[psycopg.Connection[Any], float]] = {}
+        self._leases: dict[str, _Lease] = {}
         self._lock = threading.Lock()
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
@@ -99,41 +109,38 @@ class PostgresExportLog(ExportLog):
     # -- who exports ----------------------------------------------------------------------
 
     def lead(self, exporter: str) -> bool:
-        """True while this replica holds `exporter`'s lock (taking it if it is free)."""
+        """True while this replica holds `exporter`'s lock (asking for it at most every
+        `_LEASE_CHECK_S` while another replica holds it)."""
         with self._lock:
-            held = self._leases.get(exporter)
+            lease = self._leases.setdefault(exporter, _Lease())
             now = time.monotonic()
-            if held is not None:
-                conn, checked = held
-                if now - checked < _LEASE_CHECK_S:
-                    return True
-                try:
-                    conn.execute("SELECT 1").fetchone()
-                except psycopg.Error:
-                    log.warning("exporter %s: lost its PostgreSQL lock connection", exporter)
-                    conn.close()
-                    del self._leases[exporter]
-                    return False
-                self._leases[exporter] = (conn, now)
-                return True
-            kwargs = connect_kwargs(self._settings)
-            # operators (and tests) find the holder in pg_stat_activity
-            kwargs["application_name"] = f"otel-session-bridge export pid {os.getpid()}"
-            conn = psycopg.connect(self._settings.dsn, **kwargs)
+            if now - lease.checked_at < _LEASE_CHECK_S:
+                return lease.held
+            lease.checked_at = now
             try:
-                row = conn.execute(
+                if lease.conn is None or lease.conn.closed:
+                    kwargs = connect_kwargs(self._settings)
+                    # operators (and tests) find the holder in pg_stat_activity
+                    kwargs["application_name"] = f"otel-session-bridge export pid {os.getpid()}"
+                    lease.conn = psycopg.connect(self._settings.dsn, **kwargs)
+                if lease.held:  # still connected: PostgreSQL still holds the lock for us
+                    lease.conn.execute("SELECT 1").fetchone()
+                    return True
+                row = lease.conn.execute(
                     "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
                     (_lock_key(self._settings.schema, exporter),),
                 ).fetchone()
-            except psycopg.Error:
-                conn.close()
-                raise
-            if not row or not row[0]:
-                conn.close()
+            except psycopg.Error as exc:
+                if lease.held:
+                    log.warning("exporter %s: lost its PostgreSQL lock (%s)", exporter, exc)
+                if lease.conn is not None:
+                    lease.conn.close()
+                lease.conn, lease.held = None, False
                 return False
-            self._leases[exporter] = (conn, now)
-            log.info("exporter %s: this replica exports it now", exporter)
-            return True
+            lease.held = bool(row and row[0])
+            if lease.held:
+                log.info("exporter %s: this replica exports it now", exporter)
+            return lease.held
 
     # -- the log --------------------------------------------------------------------------
 
@@ -246,8 +253,9 @@ class PostgresExportLog(ExportLog):
 
     def close(self) -> None:
         with self._lock:
-            for conn, _ in self._leases.values():
-                conn.close()
+            for lease in self._leases.values():
+                if lease.conn is not None:
+                    lease.conn.close()
             self._leases.clear()
         self._pool.close()
 
