@@ -34,6 +34,7 @@ from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
 from session_bridge.store.base import Store
 from session_bridge.store.factory import describe_storage, open_store
+from session_bridge.store.lock import DataDirLock
 from session_bridge.store.retention import RetentionWorker
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
@@ -122,6 +123,7 @@ class Bridge:
         self.config = config
         self.data_dir = Path(config.storage.data_dir).expanduser().resolve()
         self.storage_description = describe_storage(config.storage)
+        self._lock: DataDirLock | None = None
         self._store: Store | None = None
         self._retention: RetentionWorker | None = None
         self._pipeline: IngestPipeline | None = None
@@ -137,6 +139,8 @@ class Bridge:
         """Build everything, then listen and serve."""
         cfg = self.config
         otlp = cfg.receivers.otlp
+        if cfg.storage.backend == "sqlite":
+            self._lock = DataDirLock(self.data_dir)
         store = open_store(cfg.storage)
         self._store = store
         if cfg.storage.retention.spans:
@@ -175,11 +179,15 @@ class Bridge:
         self._passthrough = passthrough
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
-            server, port = create_server(
-                TraceReceiver(pipeline, addresses, ingest_auth),
-                otlp.protocols.grpc.endpoint,
-                int(otlp.max_request_body_size),
-            )
+            _check_free(otlp.protocols.grpc.endpoint, "OTLP/gRPC")
+            try:
+                server, port = create_server(
+                    TraceReceiver(pipeline, addresses, ingest_auth),
+                    otlp.protocols.grpc.endpoint,
+                    int(otlp.max_request_body_size),
+                )
+            except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
+                raise OSError(f"cannot listen for OTLP/gRPC: {exc}") from exc
             server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
@@ -238,6 +246,27 @@ class Bridge:
             self._retention.close()
         if self._store is not None:
             self._store.close()
+        if self._lock is not None:
+            self._lock.release()
+
+
+def _check_free(endpoint: str, what: str) -> None:
+    """Bind and release `endpoint` first: a port in use becomes one clear line (grpc
+    would log it from C and raise a generic RuntimeError)."""
+    host, port = split_endpoint(endpoint)
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise OSError(f"cannot listen for {what} on {endpoint}: {exc.strerror or exc}") from exc
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise OSError(f"cannot listen for {what} on {endpoint}: {exc.strerror}") from exc
 
 
 def _listen(host: str, port: int) -> socket.socket:
