@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 from collections.abc import Generator
@@ -134,6 +135,7 @@ class Bridge:
         self._http: _Uvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
+        self.open_to_network: list[str] = []  # non-loopback endpoints served with no API keys
 
     async def start(self) -> Endpoints:
         """Build everything, then listen and serve."""
@@ -215,7 +217,18 @@ class Bridge:
         self.endpoints = Endpoints(
             grpc=grpc_endpoint, http=f"http://{join_endpoint(bound_host, bound_port)}"
         )
-        if keys.is_open:
+        listening = [otlp.protocols.http.endpoint]
+        if otlp.protocols.grpc.enabled:
+            listening.append(otlp.protocols.grpc.endpoint)
+        exposed = [e for e in listening if not _loopback(split_endpoint(e)[0])]
+        if keys.is_open and exposed:
+            self.open_to_network = exposed
+            log.warning(
+                "NO API KEYS and listening on %s, beyond this machine: anyone who can reach it"
+                " reads every session and can send spans; configure auth.api_keys",
+                ", ".join(exposed),
+            )
+        elif keys.is_open:
             log.warning(
                 "no API keys configured (auth.api_keys): the query APIs are open to anyone"
                 " who can reach %s",
@@ -248,6 +261,17 @@ class Bridge:
             self._store.close()
         if self._lock is not None:
             self._lock.release()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
 
 
 def _check_free(endpoint: str, what: str) -> None:
