@@ -341,7 +341,17 @@ def parse(text: str, source: str = "<config>") -> BridgeConfig:
     if problems:
         raise ConfigError(problems)
     assert isinstance(config, BridgeConfig)
+    _hash_secrets(config.auth.api_keys)
     return config
+
+
+def _hash_secrets(keys: list[ApiKeyConfig]) -> None:
+    """Keep only the sha256 of each API key's secret: the plaintext is not held in
+    memory after loading, nor handed to the map workers."""
+    for key in keys:
+        if key.secret_key:
+            key.secret_key_sha256 = secret_digest(key)
+            key.secret_key = ""
 
 
 def _build(cls: type[Any], data: Any, prefix: str, problems: list[str]) -> Any:
