@@ -106,9 +106,14 @@ class SessionsConfig:
     project_id: str = "default"
 
 
+PUBLIC_ENDPOINTS = ("metrics", "openapi")
+
+
 @dataclass
 class ApiConfig:
     default_page_size: int = 50
+    # With API keys configured, /metrics and /openapi.json need a key unless listed here.
+    public_endpoints: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -551,6 +556,12 @@ def _check_relations(config: BridgeConfig, problems: list[str]) -> None:
     if not _PROJECT_ID.match(project):
         problems.append(f"sessions.project_id: must match {PROJECT_ID_PATTERN}, got {project!r}")
     _check_api_keys(config.auth.api_keys, problems)
+    for index, name in enumerate(config.api.public_endpoints):
+        if name not in PUBLIC_ENDPOINTS:
+            problems.append(
+                f"api.public_endpoints[{index}]: must be one of {', '.join(PUBLIC_ENDPOINTS)},"
+                f" got {name!r}"
+            )
     _check_exporters(config.exporters, problems)
     if config.receivers.otlp.auth == "required" and not config.auth.api_keys:
         problems.append("receivers.otlp.auth: required needs at least one auth.api_keys entry")

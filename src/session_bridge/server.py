@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from session_bridge import __version__
@@ -71,10 +71,15 @@ def build_app(
     ingest_auth: IngestAuth,
     exports: ExportService | None = None,
 ) -> FastAPI:
+    auth = ApiAuth(ingest_auth.keys, config.sessions.project_id)
+    public = set(config.api.public_endpoints)
+    openapi_guarded = "openapi" not in public and not ingest_auth.keys.is_open
     app = FastAPI(
         title="otel-session-bridge",
         version=__version__,
         description="OTLP in, LLM and agent sessions out.",
+        # guarded: served below behind a key (and without /docs, which could not send one)
+        openapi_url=None if openapi_guarded else "/openapi.json",
     )
     install_error_handlers(app)
     install_openapi(app)
@@ -87,7 +92,6 @@ def build_app(
             ingest_auth,
         )
     )
-    auth = ApiAuth(ingest_auth.keys, config.sessions.project_id)
     timeout_s = float(config.sessions.inactivity_timeout)
     app.include_router(sessions_router(store, auth, timeout_s, config.api.default_page_size))
     app.include_router(langfuse_router(store, auth))
@@ -110,7 +114,16 @@ def build_app(
             return JSONResponse({"status": "unavailable", "exporters": failing}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    guard = [Depends(auth.any_key)]
+    if openapi_guarded:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+        def openapi_document() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+    metrics_guard = [] if "metrics" in public else guard
+
+    @app.get("/metrics", tags=["health"], response_class=Response, dependencies=metrics_guard)
     def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=metrics.content_type)
 
