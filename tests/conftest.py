@@ -30,7 +30,7 @@ from session_bridge.store.factory import open_store
 from tests import pg
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 class RunningBridge:

@@ -1,7 +1,7 @@
 """A real HTTP ingestion endpoint for the tests, answering like Langfuse's
-`POST /api/public/ingestion` (`shared/reference/langfuse.md` §3).
+`POST /api/public/ingestion`.
 
-Every event is validated against `IngestionEvent` of `shared/peers/langfuse-openapi.yml`
+Every event is validated against Langfuse's `IngestionEvent` schema (`tests/data/langfuse/`)
 (OpenAPI 3.0 semantics: `nullable`, formats); an invalid event gets a per-event 400, as
 zod would give it, and is recorded in `invalid` so tests can insist there are none.
 Answers 207 with `successes` and `errors`; 401 for bad Basic credentials; 413 over
@@ -28,11 +28,11 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from tests.conftest import SHARED
+from tests.conftest import TEST_DATA
 
 PATH = "/api/public/ingestion"
 BODY_LIMIT = 4_500_000  # the real route's body parser limit
-SPEC = SHARED / "peers" / "langfuse-openapi.yml"
+SPEC = TEST_DATA / "langfuse" / "ingestion-schemas.yml"
 
 
 @functools.cache

@@ -190,9 +190,13 @@ def test_sessions_of_other_projects_are_404_by_key(keyed: RunningBridge) -> None
     assert call(keyed, "GET", "/api/public/sessions/acme-1", ACME_BASIC).status_code == 200
 
 
-def test_health_and_docs_stay_open(keyed: RunningBridge) -> None:
-    for path in ("/healthz", "/readyz", "/openapi.json", "/ui/"):
+def test_health_and_page_stay_open(keyed: RunningBridge) -> None:
+    for path in ("/healthz", "/readyz", "/ui/"):
         assert call(keyed, "GET", path).status_code == 200
+    # what is not a project's goes behind any key unless api.public_endpoints lists it
+    for path in ("/openapi.json", "/metrics"):
+        assert call(keyed, "GET", path).status_code == 401
+        assert call(keyed, "GET", path, ACME_BEARER).status_code == 200
 
 
 def test_startup_log_says_whether_apis_are_open(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from session_bridge.config import BridgeConfig, ConfigError, load, parse, substitute_env
+from session_bridge.config import BridgeConfig, ConfigError, load, parse
 from tests.conftest import REPO
 
 
@@ -32,13 +33,86 @@ def test_units() -> None:
     assert config.sessions.inactivity_timeout == 300
 
 
-def test_env_substitution() -> None:
-    env = {"GRPC_ADDR": "0.0.0.0:5317", "EMPTY": ""}
-    text = (
-        "a: ${env:GRPC_ADDR} b: ${GRPC_ADDR} c: ${env:MISSING:-dflt} "
-        "d: ${env:EMPTY:-x} e: ${env:MISSING}"
+def test_env_substitution(tmp_path: Path) -> None:
+    env = {"HTTP_ADDR": "0.0.0.0:5317", "EMPTY": "", "DIR": "/data"}
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: ${env:HTTP_ADDR}
+storage:
+  data_dir: '${DIR}/b'
+  postgres:
+    schema: ${env:MISSING:-dflt}
+sessions:
+  project_id: ${env:EMPTY:-x}
+"""
     )
-    assert substitute_env(text, env) == "a: 0.0.0.0:5317 b: 0.0.0.0:5317 c: dflt d: x e: "
+    config = load(path, environ=env)
+    assert config.receivers.otlp.protocols.http.endpoint == "0.0.0.0:5317"
+    assert config.storage.data_dir == "/data/b"
+    assert config.storage.postgres.schema == "dflt"
+    assert config.sessions.project_id == "x"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["abc # not a comment", 'it\'s "quoted"', "two\nlines", "key: value", "{a: 1}", "- x", "0777"],
+)
+def test_env_value_stays_one_string(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("privacy:\n  user_id_key: ${env:KEY}\nstorage:\n  data_dir: /d\n")
+    config = load(path, environ={"KEY": value})
+    assert config.privacy.user_id_key == value
+    assert config.storage.data_dir == "/d"
+
+
+def test_whole_env_value_is_typed_for_numbers_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        """
+receivers:
+  otlp:
+    workers: ${env:N}
+    protocols:
+      grpc:
+        enabled: ${env:ON}
+storage:
+  retention:
+    spans: ${env:SPANS}
+    sessions: 30d
+sessions:
+  project_id: ${env:N}
+"""
+    )
+    config = load(path, environ={"N": "4", "ON": "false", "SPANS": "7d"})
+    assert config.receivers.otlp.workers == 4
+    assert config.receivers.otlp.protocols.grpc.enabled is False
+    assert config.storage.retention.spans == 7 * 86400
+    assert config.sessions.project_id == "4"  # a string option keeps the text
+    with pytest.raises(ConfigError, match=r"receivers\.otlp\.workers: expected an integer"):
+        load(path, environ={"N": "four", "ON": "false", "SPANS": "7d"})
+
+
+def test_unset_env_without_default_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("storage:\n  data_dir: ${env:BRIDGE_NOWHERE}\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    assert caught.value.problems == [
+        "storage.data_dir: environment variable BRIDGE_NOWHERE is not set"
+        " (set it, or give a default: ${env:BRIDGE_NOWHERE:-value})"
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "session_bridge.cli", "check-config", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={k: v for k, v in os.environ.items() if k != "BRIDGE_NOWHERE"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "environment variable BRIDGE_NOWHERE is not set" in result.stderr
 
 
 def test_env_in_file(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from session_bridge.config import ModelPriceConfig
-from tests.conftest import SHARED, RunningBridge, make_config, sdk_provider
+from tests.conftest import TEST_DATA, RunningBridge, make_config, sdk_provider
 from tests.otlp_builders import json_request, json_span, new_span_id, new_trace_id
 
-GEOIP = SHARED / "testdata" / "geoip"
+GEOIP = TEST_DATA / "geoip"
 T0 = 1_790_000_000_000_000_000  # 2026-09-21
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "

@@ -67,7 +67,9 @@ def test_deployment_examples_are_valid() -> None:
     assert gateway.receivers.otlp.protocols.http.endpoint == "0.0.0.0:4318"
     description = describe_storage(gateway.storage)
     assert description == "db.internal:6432/bridge schema public (PostgreSQL)"
-    with pytest.raises(ConfigError, match=r"storage\.postgres\.dsn: required"):
+    with pytest.raises(
+        ConfigError, match=r"storage\.postgres\.dsn: .*BRIDGE_POSTGRES_DSN is not set"
+    ):
         load(REPO / "config" / "gateway.yaml", environ={})
     sidecar = load(REPO / "config" / "sidecar.yaml", environ={})
     assert sidecar.storage.backend == "sqlite"

@@ -44,6 +44,12 @@ def test_static_files_are_served_and_need_nothing_from_elsewhere(
     assert "http://" not in shipped and "https://" not in shipped and "//cdn" not in shipped
 
 
+def test_page_keeps_the_api_key_in_session_storage_only() -> None:
+    script = resources.files("session_bridge").joinpath("static", "app.js").read_text()
+    assert '["apikey", sessionStorage]' in script
+    assert "localStorage.setItem" not in script
+
+
 # CI installs chromium (.ci/run) and must run this; elsewhere it is skipped without it
 @pytest.mark.skipif(
     shutil.which("chromium") is None and not os.environ.get("CI"),

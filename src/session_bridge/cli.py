@@ -78,7 +78,10 @@ def _announce(
     data_dir: Path,
     workers: int,
     exports: list[str] | None = None,
+    open_to_network: list[str] | None = None,
 ) -> None:
+    exposed = ", ".join(open_to_network or [])
+    warning = [f"  WARNING       no API keys, and listening beyond this machine: {exposed}"]
     lines = [
         f"otel-session-bridge {__version__} is running"
         + (f" ({workers} map workers)" if workers > 1 else ""),
@@ -92,6 +95,7 @@ def _announce(
         *(f"  Enrich        {line}" for line in enrich),
         *(f"  Export        {line}" for line in exports or ["none (no exporters configured)"]),
         f"  Point an SDK at it:  {endpoints.otlp_http_env}",
+        *(warning if exposed else []),
     ]
     print("\n".join(lines), flush=True)
     log.info(
@@ -124,6 +128,7 @@ async def _serve(bridge: Bridge) -> None:
         bridge.data_dir,
         bridge.config.receivers.otlp.workers,
         exports,
+        bridge.open_to_network,
     )
     await stop.wait()
     log.info("shutting down")

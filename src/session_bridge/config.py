@@ -3,8 +3,8 @@
 Every option has a default (an empty file is a valid configuration), is
 documented in `config/bridge.yaml`, and is validated: unknown keys and wrong
 values are all reported, each with its dotted path. Values may reference the
-environment as `${env:VAR}` or `${env:VAR:-default}` (also `${VAR}`), as the
-Collector allows.
+environment as `${env:VAR}` or `${env:VAR:-default}` (also `${VAR}`), expanded after
+parsing in string values only, as the Collector does.
 """
 
 from __future__ import annotations
@@ -153,9 +153,14 @@ class SessionsConfig:
     project_id: str = "default"
 
 
+PUBLIC_ENDPOINTS = ("metrics", "openapi")
+
+
 @dataclass
 class ApiConfig:
     default_page_size: int = 50
+    # With API keys configured, /metrics and /openapi.json need a key unless listed here.
+    public_endpoints: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -369,31 +374,85 @@ _SIZE_UNITS = {
 }
 
 
-def substitute_env(text: str, environ: typing.Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
+class _EnvText(str):
+    """A value that was wholly one `${env:...}` reference: typed by YAML's rules where the
+    option is not a string (`workers: ${env:N}`), kept verbatim where it is."""
+
+
+def expand_env(
+    value: str, environ: typing.Mapping[str, str], path: str, problems: list[str]
+) -> str:
+    """`${env:VAR}`, `${env:VAR:-default}` and `${VAR}` in one string scalar of the parsed
+    document: the value is inserted as text, so a `#`, quote, newline or `: ` in it stays
+    part of this one value. A variable that is unset (or empty) takes its default; unset
+    with no default is a problem named with the option's path."""
+    missing: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        value = env.get(name)
-        if value is None or value == "":
-            return default if default is not None else ""
-        return value
+        found = environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        if found is None:
+            missing.append(name)
+        return ""
 
-    return _ENV_PATTERN.sub(replace, text)
+    expanded = _ENV_PATTERN.sub(replace, value)
+    for name in missing:
+        problems.append(
+            f"{path}: environment variable {name} is not set"
+            f" (set it, or give a default: ${{env:{name}:-value}})"
+        )
+    return _EnvText(expanded) if _ENV_PATTERN.fullmatch(value) else expanded
+
+
+def _expand_document(
+    node: Any, environ: typing.Mapping[str, str], path: str, problems: list[str]
+) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _expand_document(item, environ, f"{path}.{key}" if path else str(key), problems)
+            for key, item in node.items()
+        }
+    if isinstance(node, list):
+        return [
+            _expand_document(item, environ, f"{path}[{index}]", problems)
+            for index, item in enumerate(node)
+        ]
+    if isinstance(node, str) and "$" in node:
+        return expand_env(node, environ, path, problems)
+    return node
+
+
+def _yaml_scalar(text: str) -> Any:
+    """An expanded `${env:...}` for a non-string option: an int, float or bool as YAML reads
+    it, else the text (which the option's check then names)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return str(text)
+    return value if isinstance(value, int | float | bool) else str(text)
 
 
 def load(path: Path | None, environ: typing.Mapping[str, str] | None = None) -> BridgeConfig:
-    """Read and validate a configuration file (None: the embedded defaults)."""
+    """Read and validate a configuration file (None: the embedded defaults); `${env:...}`
+    references are expanded from `environ` (default: the process environment)."""
     if path is None:
         return BridgeConfig()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
-    return parse(substitute_env(text, environ), str(path))
+    return parse(text, str(path), os.environ if environ is None else environ)
 
 
-def parse(text: str, source: str = "<config>") -> BridgeConfig:
+def parse(
+    text: str, source: str = "<config>", environ: typing.Mapping[str, str] | None = None
+) -> BridgeConfig:
+    """Validate a configuration document; with `environ`, expand its `${env:...}` first
+    (after YAML parsing, in string values only, as the Collector does)."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -401,13 +460,25 @@ def parse(text: str, source: str = "<config>") -> BridgeConfig:
     if document is None:
         document = {}
     problems: list[str] = []
+    if environ is not None:
+        document = _expand_document(document, environ, "", problems)
     config = _build(BridgeConfig, document, "", problems)
     if isinstance(config, BridgeConfig):
         _check_relations(config, problems)
     if problems:
         raise ConfigError(problems)
     assert isinstance(config, BridgeConfig)
+    _hash_secrets(config.auth.api_keys)
     return config
+
+
+def _hash_secrets(keys: list[ApiKeyConfig]) -> None:
+    """Keep only the sha256 of each API key's secret: the plaintext is not held in
+    memory after loading, nor handed to the map workers."""
+    for key in keys:
+        if key.secret_key:
+            key.secret_key_sha256 = secret_digest(key)
+            key.secret_key = ""
 
 
 def _build(cls: type[Any], data: Any, prefix: str, problems: list[str]) -> Any:
@@ -434,6 +505,8 @@ def _build(cls: type[Any], data: Any, prefix: str, problems: list[str]) -> Any:
 
 def _convert(hint: Any, raw: Any, path: str, problems: list[str]) -> Any:
     before = len(problems)
+    if isinstance(raw, _EnvText):
+        raw = str(raw) if hint is str else _yaml_scalar(raw)
     value: Any = None
     if hint is Duration:
         value = _duration(raw)
@@ -549,6 +622,12 @@ def _check_relations(config: BridgeConfig, problems: list[str]) -> None:
     if not _PROJECT_ID.match(project):
         problems.append(f"sessions.project_id: must match {PROJECT_ID_PATTERN}, got {project!r}")
     _check_api_keys(config.auth.api_keys, problems)
+    for index, name in enumerate(config.api.public_endpoints):
+        if name not in PUBLIC_ENDPOINTS:
+            problems.append(
+                f"api.public_endpoints[{index}]: must be one of {', '.join(PUBLIC_ENDPOINTS)},"
+                f" got {name!r}"
+            )
     _check_exporters(config.exporters, problems)
     if config.receivers.otlp.auth == "required" and not config.auth.api_keys:
         problems.append("receivers.otlp.auth: required needs at least one auth.api_keys entry")

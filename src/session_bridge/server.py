@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import socket
 import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from session_bridge import __version__
@@ -42,6 +44,7 @@ from session_bridge.receivers.passthrough import Passthrough
 from session_bridge.receivers.tls import TlsFiles, http_context, reload_http_context
 from session_bridge.store.base import Store
 from session_bridge.store.factory import describe_storage, open_store
+from session_bridge.store.lock import DataDirLock
 from session_bridge.store.retention import RetentionWorker
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
@@ -78,10 +81,15 @@ def build_app(
     ingest_auth: IngestAuth,
     exports: ExportService | None = None,
 ) -> FastAPI:
+    auth = ApiAuth(ingest_auth.keys, config.sessions.project_id)
+    public = set(config.api.public_endpoints)
+    openapi_guarded = "openapi" not in public and not ingest_auth.keys.is_open
     app = FastAPI(
         title="otel-session-bridge",
         version=__version__,
         description="OTLP in, LLM and agent sessions out.",
+        # guarded: served below behind a key (and without /docs, which could not send one)
+        openapi_url=None if openapi_guarded else "/openapi.json",
     )
     install_error_handlers(app)
     install_openapi(app)
@@ -95,7 +103,6 @@ def build_app(
             ingest_auth,
         )
     )
-    auth = ApiAuth(ingest_auth.keys, config.sessions.project_id)
     timeout_s = float(config.sessions.inactivity_timeout)
     app.include_router(sessions_router(store, auth, timeout_s, config.api.default_page_size))
     app.include_router(langfuse_router(store, auth))
@@ -118,7 +125,16 @@ def build_app(
             return JSONResponse({"status": "unavailable", "exporters": failing}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    guard = [Depends(auth.any_key)]
+    if openapi_guarded:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+        def openapi_document() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+    metrics_guard = [] if "metrics" in public else guard
+
+    @app.get("/metrics", tags=["health"], response_class=Response, dependencies=metrics_guard)
     def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=metrics.content_type)
 
@@ -132,6 +148,7 @@ class Bridge:
         self.config = config
         self.data_dir = Path(config.storage.data_dir).expanduser().resolve()
         self.storage_description = describe_storage(config.storage)
+        self._lock: DataDirLock | None = None
         self._store: Store | None = None
         self._retention: RetentionWorker | None = None
         self._pipeline: IngestPipeline | None = None
@@ -143,11 +160,14 @@ class Bridge:
         self._http_task: asyncio.Task[None] | None = None
         self._tls_reload: asyncio.Task[None] | None = None
         self.endpoints: Endpoints | None = None
+        self.open_to_network: list[str] = []  # non-loopback endpoints served with no API keys
 
     async def start(self) -> Endpoints:
         """Build everything, then listen and serve."""
         cfg = self.config
         otlp = cfg.receivers.otlp
+        if cfg.storage.backend == "sqlite":
+            self._lock = DataDirLock(self.data_dir)
         store = open_store(cfg.storage)
         self._store = store
         if cfg.storage.retention.spans:
@@ -186,11 +206,15 @@ class Bridge:
         self._passthrough = passthrough
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
-            server, port = create_server(
-                TraceReceiver(pipeline, addresses, ingest_auth),
-                otlp.protocols.grpc,
-                int(otlp.max_request_body_size),
-            )
+            _check_free(otlp.protocols.grpc.endpoint, "OTLP/gRPC")
+            try:
+                server, port = create_server(
+                    TraceReceiver(pipeline, addresses, ingest_auth),
+                    otlp.protocols.grpc,
+                    int(otlp.max_request_body_size),
+                )
+            except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
+                raise OSError(f"cannot listen for OTLP/gRPC: {exc}") from exc
             server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
@@ -237,7 +261,18 @@ class Bridge:
                 ("mutual TLS" if grpc_tls.client_ca_file else "TLS") if grpc_tls.enabled else ""
             ),
         )
-        if keys.is_open:
+        listening = [otlp.protocols.http.endpoint]
+        if otlp.protocols.grpc.enabled:
+            listening.append(otlp.protocols.grpc.endpoint)
+        exposed = [e for e in listening if not _loopback(split_endpoint(e)[0])]
+        if keys.is_open and exposed:
+            self.open_to_network = exposed
+            log.warning(
+                "NO API KEYS and listening on %s, beyond this machine: anyone who can reach it"
+                " reads every session and can send spans; configure auth.api_keys",
+                ", ".join(exposed),
+            )
+        elif keys.is_open:
             log.warning(
                 "no API keys configured (auth.api_keys): the query APIs are open to anyone"
                 " who can reach %s",
@@ -281,3 +316,36 @@ class Bridge:
             self._retention.close()
         if self._store is not None:
             self._store.close()
+        if self._lock is not None:
+            self._lock.release()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return (mapped or address).is_loopback
+
+
+def _check_free(endpoint: str, what: str) -> None:
+    """Bind and release `endpoint` first: a port in use becomes one clear line (grpc
+    would log it from C and raise a generic RuntimeError)."""
+    host, port = split_endpoint(endpoint)
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise OSError(f"cannot listen for {what} on {endpoint}: {exc.strerror or exc}") from exc
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise OSError(f"cannot listen for {what} on {endpoint}: {exc.strerror}") from exc
+

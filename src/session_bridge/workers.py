@@ -69,7 +69,7 @@ class MapWorkerPool:
     """A `Preparer` that prepares each request in the least busy map worker process."""
 
     def __init__(self, config: BridgeConfig, count: int) -> None:
-        self._config = config
+        self._config = _worker_config(config)
         self._count = count
         self._links: list[_WorkerLink] = []
         self._closing = False
@@ -305,6 +305,19 @@ def _pack_deltas(
     if deltas is None:
         return None
     return {tid: (d.session_id, rollup_values(d.rollup)) for tid, d in deltas.items()}
+
+
+def _worker_config(config: BridgeConfig) -> BridgeConfig:
+    """What a map worker needs (enrichment, pricing, privacy, logging), and nothing of the
+    API keys, exporter credentials or the database address."""
+    return BridgeConfig(
+        sessions=config.sessions,
+        enrich=config.enrich,
+        pricing=config.pricing,
+        privacy=config.privacy,
+        log=config.log,
+        exporters=[],
+    )
 
 
 def _worker_main(fd: int) -> None:

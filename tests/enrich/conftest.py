@@ -6,8 +6,8 @@ import pytest
 
 from session_bridge.enrich.useragent import UserAgentParser
 
-# /work/main is the repository; shared/ sits beside it (same layout in CI).
-GEOIP_DIR = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "geoip"
+# MaxMind's synthetic test databases, with their licence and README (what they hold).
+GEOIP_DIR = Path(__file__).resolve().parents[1] / "data" / "geoip"
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ CITY = "GeoIP2-City-Test.mmdb"
 LITE_CITY = "GeoLite2-City-Test.mmdb"
 COUNTRY = "GeoLite2-Country-Test.mmdb"
 
-# Known records of the MaxMind test databases (shared/testdata/geoip/README.md).
+# Known records of the MaxMind test databases (tests/data/geoip/README.md).
 CITY_CASES = [
     ("81.2.69.142", GeoInfo("GB", "United Kingdom", "England", "London", None, "Europe/London")),
     # most specific subdivision wins: West Berkshire (not England)

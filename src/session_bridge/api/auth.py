@@ -84,6 +84,12 @@ class ApiAuth:
 
         return project
 
+    def any_key(self, request: Request) -> None:
+        """A dependency for what belongs to no project (/metrics, /openapi.json): any
+        configured key, in any scheme (open: nothing needed)."""
+        if not self.keys.is_open:
+            self._authenticate(request, (Scheme.BEARER, Scheme.BASIC, Scheme.GALILEO))
+
     def path_project(self, alias: str, *schemes: Scheme) -> Callable[..., str]:
         """A dependency: the project named in the path, which the key must belong to."""
 

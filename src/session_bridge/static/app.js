@@ -8,14 +8,17 @@ const REFRESH_MS = 5000;
 let selected = null;
 let timer = null;
 
-for (const name of ["project", "apikey"]) {
-  const saved = localStorage.getItem("bridge." + name);
+// The project is remembered; the API key only for this tab's session (sessionStorage: it
+// goes when the tab closes and is never written to disk for the next visitor of the profile).
+for (const [name, storage] of [["project", localStorage], ["apikey", sessionStorage]]) {
+  const saved = storage.getItem("bridge." + name);
   if (saved !== null) $(name).value = saved;
   $(name).addEventListener("change", () => {
-    localStorage.setItem("bridge." + name, $(name).value);
+    storage.setItem("bridge." + name, $(name).value);
     refresh();
   });
 }
+localStorage.removeItem("bridge.apikey");  // where earlier versions kept it
 $("refresh").addEventListener("change", schedule);
 $("settings").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
 

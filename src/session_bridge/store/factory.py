@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,11 @@ def open_store(storage: StorageConfig) -> Store:
         from session_bridge.store.postgres import PostgresStore
 
         return PostgresStore(postgres_settings(storage))
-    return SqliteStore(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
+    path = sqlite_path(storage)
+    try:
+        return SqliteStore(path, synchronous=storage.sqlite.synchronous)
+    except sqlite3.Error as exc:  # e.g. "unable to open database file": name the file
+        raise OSError(f"cannot open the SQLite database {path}: {exc}") from exc
 
 
 def describe_storage(storage: StorageConfig) -> str:
