@@ -1,15 +1,20 @@
 """Numbers past what the stores hold (times past 2^63 ns, tokens of 2^63 - 1, a cost of
 1e300 USD) never poison a request or a session: the span or the value is left out and
 the answer says so; the request's other spans are stored; later spans still count.
-On both stores, with and without map workers, over OTLP/JSON, protobuf and gRPC."""
+On both stores, with and without map workers, over OTLP/JSON, protobuf and gRPC. A store
+failure that a retry cannot cure is a 500 / INTERNAL, never a 503 resent forever."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
+import psycopg.sql
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -136,3 +141,56 @@ def test_sums_saturate_at_int64_max() -> None:
     near = Rollup(input_tokens=INT64_MAX - 1, cost_nano_usd=INT64_MAX, span_count=3)
     merged = merge(near, Rollup(input_tokens=5, cost_nano_usd=1, span_count=1))
     assert (merged.input_tokens, merged.cost_nano_usd, merged.span_count) == (INT64_MAX,) * 2 + (4,)
+
+
+def _refuse_spans_named_poison(bridge: RunningBridge) -> None:
+    """A store that refuses one span for good, as a constraint does: a retry fails again."""
+    storage = bridge.config.storage
+    if storage.backend == "postgres":
+        schema = psycopg.sql.Identifier(storage.postgres.schema)
+        with psycopg.connect(storage.postgres.dsn, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(schema))
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " RAISE EXCEPTION 'refused for good' USING ERRCODE = '22003'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON spans FOR EACH ROW"
+                " WHEN (NEW.name = 'poison') EXECUTE FUNCTION refuse()"
+            )
+        return
+    with sqlite3.connect(Path(storage.data_dir) / "bridge.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON spans WHEN NEW.name = 'poison'"
+            " BEGIN SELECT RAISE(ABORT, 'refused for good'); END"
+        )
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_a_store_failure_retrying_cannot_cure_is_not_503(
+    bridge_factory: Callable[..., RunningBridge], transport: str
+) -> None:
+    bridge = bridge_factory()
+    _refuse_spans_named_poison(bridge)
+    trace = new_trace_id()
+    poison = _as_proto(
+        json_request([json_span(trace, new_span_id(), "poison", {"session.id": "p"})])
+    )
+    if transport == "http":
+        response = bridge.client.post(
+            "/v1/traces",
+            content=poison.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert response.status_code == 500, response.text
+    else:
+        with (
+            grpc.insecure_channel(bridge.grpc_endpoint) as channel,
+            pytest.raises(grpc.RpcError) as caught,
+        ):
+            TraceServiceStub(channel).Export(poison, timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INTERNAL
+    # the store still takes other spans
+    response = bridge.client.post("/v1/traces", json=_later_chat("p2"))
+    assert response.status_code == 200, response.text
+    assert bridge.get_session("p2")["span_count"] == 2
