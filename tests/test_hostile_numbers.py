@@ -45,6 +45,10 @@ def _hostile_request(session: str) -> dict[str, Any]:
         json_span(trace, root, "root", {"session.id": session}),
         json_span(trace, new_span_id(), "far future", {}, parent=root, start=2**64 - 1, end=T0),
         json_span(trace, new_span_id(), "late end", {}, parent=root, end=2**63),
+        {
+            **json_span(trace, new_span_id(), "late event", {}, parent=root),
+            "events": [{"timeUnixNano": str(2**64 - 1), "name": "exception"}],
+        },
         json_span(
             trace,
             new_span_id(),
@@ -88,10 +92,11 @@ def test_hostile_numbers_are_left_out_and_the_rest_is_stored(
     response = bridge.client.post("/v1/traces", json=_hostile_request("sess-hostile"))
     assert response.status_code == 200, response.text
     partial = response.json()["partialSuccess"]
-    assert int(partial["rejectedSpans"]) == 2  # the two spans with times past 2^63 - 1 ns
+    assert int(partial["rejectedSpans"]) == 3  # the spans with times past 2^63 - 1 ns
     message = partial["errorMessage"]
     assert "start_time_unix_nano 18446744073709551615" in message
     assert "end_time_unix_nano 9223372036854775808" in message
+    assert "event 'exception' time_unix_nano 18446744073709551615" in message
     assert "input_tokens 9223372036854775807 is above" in message
     # five problems, the answer lists what fits
     assert "cost 1e+300 USD" in message or "(and " in message
@@ -124,7 +129,7 @@ def test_a_span_past_2_63_ns_over_protobuf_and_grpc_is_rejected_alone(
     request = _as_proto(_hostile_request("sess-grpc"))
     with grpc.insecure_channel(bridge.grpc_endpoint) as channel:
         answer = TraceServiceStub(channel).Export(request, timeout=10)
-    assert answer.partial_success.rejected_spans == 2
+    assert answer.partial_success.rejected_spans == 3
     response = bridge.client.post(
         "/v1/traces",
         content=_as_proto(_hostile_request("sess-proto")).SerializeToString(),
@@ -132,7 +137,7 @@ def test_a_span_past_2_63_ns_over_protobuf_and_grpc_is_rejected_alone(
     )
     assert response.status_code == 200
     proto = ExportTraceServiceResponse.FromString(response.content)
-    assert proto.partial_success.rejected_spans == 2
+    assert proto.partial_success.rejected_spans == 3
     for session in ("sess-grpc", "sess-proto"):
         assert bridge.get_session(session)["span_count"] == 5
 

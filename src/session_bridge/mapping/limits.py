@@ -4,7 +4,7 @@ Stores keep times, token counts and nano-dollar costs as signed 64-bit integers,
 rollups sum them. A number that cannot be stored, or that would make a session's sums
 meaningless, never reaches the store:
 
-* a start or end time past 2^63 - 1 ns (after 2262-04-11) rejects its span, reported
+* a start, end or span event time past 2^63 - 1 ns (after 2262-04-11) rejects its span, reported
   in `partial_success` like an invalid id: there is no time to keep instead;
 * a token count above `MAX_TOKENS`, or a reported cost that is not finite or above
   `MAX_COST_USD`, is not counted (the span is kept, the value stays in its raw
@@ -42,6 +42,12 @@ def time_problem(span: Any) -> str | None:
             return (
                 f"span {span.name!r}: {name} {value} is past 2^63-1 ns (after 2262);"
                 " the span was rejected"
+            )
+    for event in span.events:
+        if event.time_unix_nano > INT64_MAX:
+            return (
+                f"span {span.name!r}: event {event.name!r} time_unix_nano {event.time_unix_nano}"
+                " is past 2^63-1 ns (after 2262); the span was rejected"
             )
     return None
 
