@@ -98,7 +98,7 @@ def test_hostile_numbers_are_left_out_and_the_rest_is_stored(
     assert "end_time_unix_nano 9223372036854775808" in message
     assert "event 'exception' time_unix_nano 18446744073709551615" in message
     assert "input_tokens 9223372036854775807 is above" in message
-    # five problems, the answer lists what fits
+    # six problems: the answer lists the first five
     assert "cost 1e+300 USD" in message or "(and " in message
 
     session = bridge.get_session("sess-hostile")
