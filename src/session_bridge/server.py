@@ -29,6 +29,8 @@ from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
 from session_bridge.keys import IngestAuth, KeyRing
 from session_bridge.pipeline import IngestPipeline, LocalPreparer, Preparer
+from session_bridge.receivers.first_contact import OtlpHttpProtocol
+from session_bridge.receivers.front import Front
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
@@ -66,7 +68,7 @@ def build_app(
     pipeline: IngestPipeline,
     metrics: BridgeMetrics,
     addresses: ClientAddressResolver,
-    ingest_auth: IngestAuth,
+    front: Front,
     exports: ExportService | None = None,
 ) -> FastAPI:
     app = FastAPI(
@@ -76,16 +78,8 @@ def build_app(
     )
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(
-        traces_router(
-            pipeline,
-            metrics,
-            int(config.receivers.otlp.max_request_body_size),
-            addresses,
-            ingest_auth,
-        )
-    )
-    auth = ApiAuth(ingest_auth.keys, config.sessions.project_id)
+    app.include_router(traces_router(pipeline, front, addresses))
+    auth = ApiAuth(front.auth.keys, config.sessions.project_id)
     timeout_s = float(config.sessions.inactivity_timeout)
     app.include_router(sessions_router(store, auth, timeout_s, config.api.default_page_size))
     app.include_router(langfuse_router(store, auth))
@@ -171,12 +165,13 @@ class Bridge:
             admission=self.exports,
         )
         self._pipeline = pipeline
-        passthrough = Passthrough(upstream_settings(cfg.exporters), int(otlp.max_request_body_size))
+        front = Front(ingest_auth, int(otlp.max_request_body_size), metrics)
+        passthrough = Passthrough(upstream_settings(cfg.exporters), front)
         self._passthrough = passthrough
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
             server, port = create_server(
-                TraceReceiver(pipeline, addresses, ingest_auth),
+                TraceReceiver(pipeline, addresses, front),
                 otlp.protocols.grpc.endpoint,
                 int(otlp.max_request_body_size),
             )
@@ -186,14 +181,14 @@ class Bridge:
             grpc_endpoint = join_endpoint(split_endpoint(otlp.protocols.grpc.endpoint)[0], port)
         host, port = split_endpoint(otlp.protocols.http.endpoint)
         sock = _listen(host, port)
-        app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
+        app = build_app(cfg, store, pipeline, metrics, addresses, front, self.exports)
         app.include_router(passthrough.router())
         uv_config = uvicorn.Config(
             app,
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="httptools",
+            http=OtlpHttpProtocol,  # httptools, which tells a gRPC client what to set
             timeout_graceful_shutdown=5,
         )
         self._http = _Uvicorn(uv_config)
