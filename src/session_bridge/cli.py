@@ -91,6 +91,7 @@ def _announce(
         *(f"  Enrich        {line}" for line in enrich),
         *(f"  Export        {line}" for line in exports or ["none (no exporters configured)"]),
         f"  Point an SDK at it:  {endpoints.otlp_http_env}",
+        f"                       {endpoints.otlp_protocol_env}",
     ]
     print("\n".join(lines), flush=True)
     log.info(

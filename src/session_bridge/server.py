@@ -61,6 +61,11 @@ class Endpoints:
     def otlp_http_env(self) -> str:
         return f"OTEL_EXPORTER_OTLP_ENDPOINT={self.http}"
 
+    @property
+    def otlp_protocol_env(self) -> str:
+        # without it, some SDKs (Python's zero-code setup) send gRPC to the HTTP port
+        return "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+
 
 def build_app(
     config: BridgeConfig,
