@@ -29,6 +29,7 @@ def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str
     for line in process.stdout:  # the banner ends with the SDK line
         if "OTEL_EXPORTER_OTLP_ENDPOINT=" in line:
             banner["endpoint"] = line.split("OTEL_EXPORTER_OTLP_ENDPOINT=", 1)[1].strip()
+            banner["protocol"] = process.stdout.readline().strip()
             break
         if line.strip().startswith("Data"):
             banner["data"] = line
@@ -44,6 +45,8 @@ def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     try:
         assert str(tmp_path / "d") in banner["data"]
         endpoint = banner["endpoint"]
+        # the protocol too: an SDK given only the endpoint may send gRPC to the HTTP port
+        assert banner["protocol"] == "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
         provider = TracerProvider(resource=Resource.create({"service.name": "cli-test"}))
         provider.add_span_processor(
             SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"))

@@ -95,6 +95,7 @@ def _announce(
         *(f"  Enrich        {line}" for line in enrich),
         *(f"  Export        {line}" for line in exports or ["none (no exporters configured)"]),
         f"  Point an SDK at it:  {endpoints.otlp_http_env}",
+        f"                       {endpoints.otlp_protocol_env}",
         *(warning if exposed else []),
     ]
     print("\n".join(lines), flush=True)

@@ -38,6 +38,7 @@ from session_bridge.receivers.connections import (
     protocol_class,
     warn_if_connections_exceed_file_limit,
 )
+from session_bridge.receivers.front import Front
 from session_bridge.receivers.grpc import TraceReceiver, create_server
 from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
@@ -71,6 +72,11 @@ class Endpoints:
     def otlp_http_env(self) -> str:
         return f"OTEL_EXPORTER_OTLP_ENDPOINT={self.http}"
 
+    @property
+    def otlp_protocol_env(self) -> str:
+        # without it, some SDKs (Python's zero-code setup) send gRPC to the HTTP port
+        return "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+
 
 def build_app(
     config: BridgeConfig,
@@ -78,12 +84,12 @@ def build_app(
     pipeline: IngestPipeline,
     metrics: BridgeMetrics,
     addresses: ClientAddressResolver,
-    ingest_auth: IngestAuth,
+    front: Front,
     exports: ExportService | None = None,
 ) -> FastAPI:
-    auth = ApiAuth(ingest_auth.keys, config.sessions.project_id)
+    auth = ApiAuth(front.auth.keys, config.sessions.project_id)
     public = set(config.api.public_endpoints)
-    openapi_guarded = "openapi" not in public and not ingest_auth.keys.is_open
+    openapi_guarded = "openapi" not in public and not front.auth.keys.is_open
     app = FastAPI(
         title="otel-session-bridge",
         version=__version__,
@@ -94,15 +100,7 @@ def build_app(
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RawPathRouting)  # session ids holding `/`: routed on the raw path
-    app.include_router(
-        traces_router(
-            pipeline,
-            metrics,
-            int(config.receivers.otlp.max_request_body_size),
-            addresses,
-            ingest_auth,
-        )
-    )
+    app.include_router(traces_router(pipeline, front, addresses))
     timeout_s = float(config.sessions.inactivity_timeout)
     app.include_router(sessions_router(store, auth, timeout_s, config.api.default_page_size))
     app.include_router(langfuse_router(store, auth))
@@ -202,14 +200,15 @@ class Bridge:
             admission=self.exports,
         )
         self._pipeline = pipeline
-        passthrough = Passthrough(upstream_settings(cfg.exporters), int(otlp.max_request_body_size))
+        front = Front(ingest_auth, int(otlp.max_request_body_size), metrics)
+        passthrough = Passthrough(upstream_settings(cfg.exporters), front)
         self._passthrough = passthrough
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
             _check_free(otlp.protocols.grpc.endpoint, "OTLP/gRPC")
             try:
                 server, port = create_server(
-                    TraceReceiver(pipeline, addresses, ingest_auth),
+                    TraceReceiver(pipeline, addresses, front),
                     otlp.protocols.grpc,
                     int(otlp.max_request_body_size),
                 )
@@ -227,7 +226,7 @@ class Bridge:
         context = self._http_tls()
         host, port = split_endpoint(http_cfg.endpoint)
         sock = listen(host, port)
-        app = build_app(cfg, store, pipeline, metrics, addresses, ingest_auth, self.exports)
+        app = build_app(cfg, store, pipeline, metrics, addresses, front, self.exports)
         app.include_router(passthrough.router())
         limits = HttpLimits(
             float(http_cfg.read_header_timeout),
@@ -239,7 +238,7 @@ class Bridge:
             log_config=None,
             access_log=False,
             lifespan="off",
-            http=protocol_class(limits),
+            http=protocol_class(limits),  # httptools, with timeouts and first-contact advice
             ws="none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
             timeout_keep_alive=float(http_cfg.idle_timeout),  # type: ignore[arg-type]
             timeout_graceful_shutdown=5,

@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from session_bridge import __version__
 from session_bridge.config import OtlpExporterConfig
 from session_bridge.export.retry import retry_after_seconds
+from session_bridge.otlp.status import http_for_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +103,6 @@ _GRPC_BLOCKED = frozenset(
         grpc.StatusCode.UNIMPLEMENTED,
     }
 )
-_GRPC_AS_HTTP = {
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNIMPLEMENTED: 404,
-    **{code: 503 for code in _GRPC_RETRY},
-}
 _MESSAGE_LIMIT = 2000
 
 
@@ -198,7 +191,7 @@ def grpc_answer(error: grpc.RpcError) -> Answer:
     code: grpc.StatusCode = error.code()
     message = f"gRPC {code.name}: {error.details() or ''}"[:_MESSAGE_LIMIT]
     delay = _retry_info(error)
-    status = _GRPC_AS_HTTP.get(code, 500)
+    status = http_for_code(code)
     if code in _GRPC_RETRY or (code is grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None):
         return Answer(Verdict.RETRY, status, message, retry_after_s=delay, grpc_code=code)
     if code in _GRPC_BLOCKED:

@@ -22,6 +22,8 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from session_bridge.receivers.first_contact import OtlpHttpProtocol
+
 log = logging.getLogger(__name__)
 
 _REFUSAL_LOG_INTERVAL_S = 60.0
@@ -137,7 +139,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 def protocol_class(limits: HttpLimits) -> type[LimitedHttpProtocol]:
     """The protocol class for uvicorn's `http` setting, with these limits."""
     attributes = {"limits": limits, "refusals": [-_REFUSAL_LOG_INTERVAL_S]}
-    return type("BridgeHttpProtocol", (LimitedHttpProtocol,), attributes)
+    # first contact first: a gRPC client's preface is answered before any HTTP/1.1 parsing
+    return type("BridgeHttpProtocol", (OtlpHttpProtocol, LimitedHttpProtocol), attributes)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -1,8 +1,9 @@
 """Turning an OTLP/HTTP request body into an `ExportTraceServiceRequest`.
 
 Per the OTLP specification: `application/x-protobuf` or `application/json`
-bodies, optionally compressed (gzip, deflate, zstd). The size limit applies to
-the decompressed body, checked while decompressing so a small compressed body
+bodies, optionally compressed (gzip, deflate, zstd, and what a Collector's
+`otlphttp` exporter may send besides: snappy, block or framed, and lz4 frames). The
+size limit applies to the decompressed body, checked while decompressing so a small compressed body
 cannot expand without bound. OTLP/JSON carries trace and span ids as hex (not
 proto3's base64), lowerCamelCase keys (snake_case accepted), enums as numbers
 or names and 64-bit integers as strings or numbers; unknown fields are ignored.
@@ -16,11 +17,13 @@ import zlib
 from enum import Enum
 from typing import Any
 
+import cramjam
+import lz4.frame
 import zstandard
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-SUPPORTED_ENCODINGS = ("gzip", "deflate", "zstd")
+SUPPORTED_ENCODINGS = ("gzip", "deflate", "zstd", "snappy", "x-snappy-framed", "lz4")
 
 
 class BodyFormat(Enum):
@@ -61,7 +64,12 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
             return _inflate(zlib.decompressobj(wbits=wbits), body, limit, coding)
         if coding == "zstd":
             return _unzstd(body, limit)
-    except (zlib.error, zstandard.ZstdError, EOFError) as exc:
+        if coding in ("snappy", "x-snappy-framed"):
+            return _unsnappy(body, limit)
+        if coding == "lz4":
+            return _unlz4(body, limit)
+    except (zlib.error, zstandard.ZstdError, EOFError, cramjam.DecompressionError) as exc:
+        raise DecodeFailure(400, f"cannot decompress {coding} body: {exc}") from exc
         raise DecodeFailure(400, f"cannot decompress {coding} body: {exc}") from exc
     raise DecodeFailure(
         415,
@@ -108,6 +116,53 @@ def _unzstd(body: bytes, limit: int) -> bytes:
             raise DecodeFailure(400, "cannot decompress zstd body: it is truncated")
         body = frame.unused_data
     return b"".join(parts)
+
+
+# A framed snappy stream starts with this chunk; the Collector sends framed streams as
+# `snappy` too (older versions always did), so either format is taken under either name.
+_SNAPPY_STREAM = b"\xff\x06\x00\x00sNaPpY"
+
+
+def _unsnappy(body: bytes, limit: int) -> bytes:
+    if not body.startswith(_SNAPPY_STREAM):
+        # a block states its decompressed length first: checked before decompressing
+        if cramjam.snappy.decompress_raw_len(body) > limit:
+            raise _too_large(limit)
+        return bytes(cramjam.snappy.decompress_raw(body))
+    # every chunk states its length, a compressed one its decompressed length too:
+    # their sum is checked before anything is decompressed
+    view = memoryview(body)
+    size = at = 0
+    while at + 4 <= len(body):
+        kind, length = body[at], int.from_bytes(body[at + 1 : at + 4], "little")
+        if kind == 0x00:  # compressed data, after a 4-byte checksum
+            size += cramjam.snappy.decompress_raw_len(view[at + 8 : at + 4 + length])
+        elif kind == 0x01:  # uncompressed data, after a 4-byte checksum
+            size += max(0, length - 4)
+        if size > limit:
+            raise _too_large(limit)
+        at += 4 + length
+    return bytes(cramjam.snappy.decompress(body))
+
+
+def _unlz4(body: bytes, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:  # every frame (a body may hold several), at most `limit` bytes in all
+        decoder = lz4.frame.LZ4FrameDecompressor()
+        try:
+            part = decoder.decompress(body, max_length=limit + 1 - size)
+        except RuntimeError as exc:  # how lz4 reports a damaged frame
+            raise DecodeFailure(400, f"cannot decompress lz4 body: {exc}") from exc
+        parts.append(part)
+        size += len(part)
+        if size > limit or not (decoder.eof or decoder.needs_input):
+            raise _too_large(limit)
+        if not decoder.eof:
+            raise DecodeFailure(400, "cannot decompress lz4 body: it is truncated")
+        body = decoder.unused_data
+        if not body:
+            return b"".join(parts)
 
 
 def _trailing(coding: str) -> DecodeFailure:

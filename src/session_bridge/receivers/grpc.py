@@ -2,8 +2,10 @@
 
 The request is taken as raw bytes and parsed here, so that a malformed message
 gets INVALID_ARGUMENT (grpcio would answer INTERNAL). Messages over the size
-limit are refused by grpcio itself with RESOURCE_EXHAUSTED; gzip-compressed
-calls are decompressed by grpcio.
+limit are refused by grpcio itself with RESOURCE_EXHAUSTED; gzip- and
+deflate-compressed calls are decompressed by grpcio. Other encodings (a Collector's
+`compression: zstd`) are refused by grpcio before the bridge sees the call: it knows
+no others and takes no codec from Python.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 import logging
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import code_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
@@ -25,10 +25,10 @@ from session_bridge.enrich.client_address import (
     header,
 )
 from session_bridge.enrich.stage import RequestInfo
-from session_bridge.keys import IngestAuth, UnauthenticatedError
 from session_bridge.pipeline import IngestPipeline, RetryableError
 from session_bridge.prepare import RawRequest
 from session_bridge.receivers.decode import BodyFormat, DecodeFailure
+from session_bridge.receivers.front import Front, rich_status
 from session_bridge.receivers.tls import TlsFiles, grpc_credentials
 
 log = logging.getLogger(__name__)
@@ -36,31 +36,17 @@ log = logging.getLogger(__name__)
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def rich_status(code: int, message: str, retry_after_s: int | None = None) -> grpc.Status:
-    status = status_pb2.Status(code=code, message=message)
-    if retry_after_s is not None:
-        detail = any_pb2.Any()
-        detail.Pack(
-            error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=retry_after_s))
-        )
-        status.details.append(detail)
-    return rpc_status.to_status(status)
-
-
 class TraceReceiver:
     def __init__(
-        self, pipeline: IngestPipeline, addresses: ClientAddressResolver, auth: IngestAuth
+        self, pipeline: IngestPipeline, addresses: ClientAddressResolver, front: Front
     ) -> None:
         self._pipeline = pipeline
         self._addresses = addresses
-        self._auth = auth
+        self._front = front
 
     async def export(self, body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        project_id = await self._front.grpc_project(context)
         metadata = context.invocation_metadata() or ()
-        try:
-            project_id = self._auth.project(header(metadata, "authorization"))
-        except UnauthenticatedError as exc:
-            await context.abort_with_status(rich_status(code_pb2.UNAUTHENTICATED, exc.message))
         try:
             client_ip = self._addresses.resolve(
                 grpc_peer_address(context.peer()),

@@ -33,33 +33,17 @@ from session_bridge.export.upstream import (
     UpstreamSettings,
     Verdict,
 )
-from session_bridge.receivers.decode import (
-    BodyFormat,
-    DecodeFailure,
-    body_format,
-    decompress,
-    encode,
-    parse,
-)
-from session_bridge.receivers.grpc import rich_status
-from session_bridge.receivers.http import error_response
+from session_bridge.otlp.status import code_for_http
+from session_bridge.receivers.decode import DecodeFailure, encode, parse
+from session_bridge.receivers.front import Front, error_response, rich_status
 
 log = logging.getLogger(__name__)
 
-_HTTP_TO_GRPC = {
-    400: code_pb2.INVALID_ARGUMENT,
-    401: code_pb2.UNAUTHENTICATED,
-    403: code_pb2.PERMISSION_DENIED,
-    404: code_pb2.UNIMPLEMENTED,
-    405: code_pb2.UNIMPLEMENTED,
-    413: code_pb2.RESOURCE_EXHAUSTED,
-}
-
 
 class Passthrough:
-    def __init__(self, settings: UpstreamSettings | None, max_body_bytes: int) -> None:
+    def __init__(self, settings: UpstreamSettings | None, front: Front) -> None:
         self._upstream = AsyncUpstream(settings) if settings is not None else None
-        self._max_body = max_body_bytes
+        self._front = front
         self._warned: set[str] = set()
 
     # -- the one place a request is handled ---------------------------------------------------
@@ -112,19 +96,15 @@ class Passthrough:
 
     def _http_handler(self, signal: Signal):  # type: ignore[no-untyped-def]
         async def handle(request: Request) -> Response:
-            fmt = body_format(request.headers.get("content-type"))
-            if fmt is None:
-                return error_response(
-                    415, "use application/x-protobuf or application/json", BodyFormat.JSON
-                )
+            admitted = await self._front.admit(request)
+            if isinstance(admitted, Response):
+                return admitted
+            fmt = admitted.fmt
             message = signal.request()
             try:
-                data = decompress(
-                    await request.body(), request.headers.get("content-encoding"), self._max_body
-                )
-                parse(message, data, fmt)
+                parse(message, admitted.data, fmt)
             except DecodeFailure as exc:
-                return error_response(exc.status, exc.message, fmt)
+                return self._front.refuse(exc, fmt)
             answer, response = await self.forward(signal, message)
             if response is not None:
                 return Response(encode(response, fmt), media_type=fmt.value)
@@ -149,6 +129,7 @@ class Passthrough:
 
     def _grpc(self, signal: Signal):  # type: ignore[no-untyped-def]
         async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            await self._front.grpc_project(context)
             message = signal.request()
             try:
                 message.ParseFromString(body)
@@ -164,7 +145,7 @@ class Passthrough:
             elif answer.grpc_code is not None:
                 code, delay = answer.grpc_code.value[0], None
             else:
-                code, delay = _HTTP_TO_GRPC.get(answer.status, code_pb2.INTERNAL), None
+                code, delay = code_for_http(answer.status), None
             await context.abort_with_status(rich_status(code, f"upstream: {answer.message}", delay))
             raise AssertionError("unreachable")  # abort_with_status raises
 

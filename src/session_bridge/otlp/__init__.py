@@ -1,0 +1,1 @@
+"""Facts of the OTLP protocol shared by the receivers and the exporters."""
