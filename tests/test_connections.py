@@ -4,6 +4,7 @@ the connection caps, and TCP_NODELAY on accepted sockets."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 
 from session_bridge.config import BridgeConfig, Duration
 from tests.conftest import RunningBridge, make_config
+from tests.export_helpers import eventually
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 GIVE_UP_S = 15.0  # far beyond every timeout configured here: only a hung test reaches it
@@ -130,6 +132,7 @@ def test_a_connection_that_sends_nothing_is_closed_after_read_header_timeout(
 
 
 def test_a_chunked_body_that_never_ends_is_cut_after_read_timeout(
+    caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
     start_bridge: Callable[[BridgeConfig], RunningBridge],
     sockets: list[socket.socket],
@@ -146,6 +149,12 @@ def test_a_chunked_body_that_never_ends_is_cut_after_read_timeout(
     assert b"read_timeout" in answer
     # the bridge still serves everyone else
     assert bridge.client.get("/healthz").status_code == 200
+    # and the handler saw a client gone mid-body, not an error of its own
+    eventually(
+        lambda: 'reason="disconnected",transport="http"} 1.0' in bridge.client.get("/metrics").text,
+        what="the cut body counted as a disconnection",
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_an_idle_kept_alive_connection_is_closed_after_idle_timeout(

@@ -17,6 +17,7 @@ from fastapi import Request, Response
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from starlette.requests import ClientDisconnect
 
 from session_bridge.enrich.client_address import header
 from session_bridge.keys import IngestAuth, UnauthenticatedError
@@ -87,6 +88,9 @@ class Front:
             data = decompress(body, request.headers.get("content-encoding"), self.max_body_bytes)
         except DecodeFailure as exc:
             return self.refuse(exc, fmt)
+        except ClientDisconnect:  # gone mid-body (or cut by read_timeout): nobody to answer
+            self.metrics.failed_requests.labels("http", "disconnected").inc()
+            return error_response(400, "the client disconnected before the body ended", fmt)
         return Admitted(data, fmt, project_id)
 
     def refuse(self, failure: DecodeFailure, fmt: BodyFormat) -> Response:
