@@ -159,3 +159,10 @@ def metric(bridge: RunningBridge, name: str, exporter: str) -> float:
         if line.startswith(prefix):
             return float(line[len(prefix) :])
     return 0.0
+
+
+def refuse_tool_spans(event: dict[str, Any]) -> tuple[int, str] | None:
+    """An ingestion endpoint rule: tool spans are refused for good (400), the rest taken."""
+    if event["body"].get("name") == "execute_tool search":
+        return 400, "Invalid request data: tool spans are not accepted here"
+    return None

@@ -31,6 +31,7 @@ from tests.export_helpers import (
     ingestion,
     metric,
     post,
+    refuse_tool_spans,
     request_of,
     send,
     turn,
@@ -215,12 +216,7 @@ def test_per_event_400_is_dead_lettered_and_replayed_after_the_fix(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def refuse_tools(event: dict[str, Any]) -> tuple[int, str] | None:
-        if event["body"].get("name") == "execute_tool search":
-            return 400, "Invalid request data: tool spans are not accepted here"
-        return None
-
-    server.rule = refuse_tools
+    server.rule = refuse_tool_spans
     data_dir = tmp_path / "d"
     bridge = start(start_bridge, data_dir, server)
     turns = [turn("sess-dlq", index=i) for i in range(4)]

@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -30,6 +29,7 @@ from tests.export_helpers import (
     exporting_config,
     ingestion,
     metric,
+    refuse_tool_spans,
     request_of,
     send,
     turn,
@@ -183,12 +183,7 @@ def test_dead_letters_and_replay_on_postgres(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def refuse_tools(event: dict[str, Any]) -> tuple[int, str] | None:
-        if event["body"].get("name") == "execute_tool search":
-            return 400, "Invalid request data: tool spans are not accepted here"
-        return None
-
-    server.rule = refuse_tools
+    server.rule = refuse_tool_spans
     config = _on_postgres(exporting_config(tmp_path / "d", ingestion(server)), pg_dsn, pg_schema)
     bridge = start_bridge(config)
     turns = [turn("sess-dlq", index=i) for i in range(3)]
