@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import socket
 import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -205,15 +204,11 @@ class Bridge:
         self._passthrough = passthrough
         grpc_endpoint = None
         if otlp.protocols.grpc.enabled:
-            _check_free(otlp.protocols.grpc.endpoint, "OTLP/gRPC")
-            try:
-                server, port = create_server(
-                    TraceReceiver(pipeline, addresses, front),
-                    otlp.protocols.grpc,
-                    int(otlp.max_request_body_size),
-                )
-            except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
-                raise OSError(f"cannot listen for OTLP/gRPC: {exc}") from exc
+            server, port = create_server(
+                TraceReceiver(pipeline, addresses, front),
+                otlp.protocols.grpc,
+                int(otlp.max_request_body_size),
+            )
             server.add_generic_rpc_handlers(passthrough.grpc_handlers())
             await server.start()
             self._grpc = server
@@ -328,23 +323,4 @@ def _loopback(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
     return (mapped or address).is_loopback
-
-
-def _check_free(endpoint: str, what: str) -> None:
-    """Bind and release `endpoint` first: a port in use becomes one clear line (grpc
-    would log it from C and raise a generic RuntimeError)."""
-    host, port = split_endpoint(endpoint)
-    if port == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as exc:
-        raise OSError(f"cannot listen for {what} on {endpoint}: {exc.strerror or exc}") from exc
-    for family, kind, proto, _, address in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                raise OSError(f"cannot listen for {what} on {endpoint}: {exc.strerror}") from exc
 

@@ -11,6 +11,7 @@ no others and takes no codec from Python.
 from __future__ import annotations
 
 import logging
+import socket
 
 import grpc
 from google.rpc import code_pb2
@@ -18,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from session_bridge.config import GrpcConfig
+from session_bridge.config import GrpcConfig, split_endpoint
 from session_bridge.enrich.client_address import (
     ClientAddressResolver,
     grpc_peer_address,
@@ -115,13 +116,37 @@ def create_server(
     """A grpc.aio server bound to `config.endpoint`, with TLS when `config.tls` has a
     certificate; returns it and the bound port. A port already in use is an error rather
     than silently shared (no SO_REUSEPORT)."""
+    _check_free(config.endpoint)
     server = grpc.aio.server(options=server_options(config, max_message_bytes))
     server.add_generic_rpc_handlers((receiver.handler(),))
-    if config.tls.enabled:
-        credentials = grpc_credentials(TlsFiles(config.tls))
-        port = server.add_secure_port(config.endpoint, credentials)
-    else:
-        port = server.add_insecure_port(config.endpoint)
+    try:
+        if config.tls.enabled:
+            credentials = grpc_credentials(TlsFiles(config.tls))
+            port = server.add_secure_port(config.endpoint, credentials)
+        else:
+            port = server.add_insecure_port(config.endpoint)
+    except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
+        raise OSError(f"cannot listen for OTLP/gRPC on {config.endpoint}: {exc}") from exc
     if port == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {config.endpoint}")
     return server, port
+
+
+def _check_free(endpoint: str) -> None:
+    """Bind and release `endpoint` first: a port in use becomes one clear line (grpc
+    would log it from C and raise a generic RuntimeError)."""
+    host, port = split_endpoint(endpoint)
+    if port == 0:
+        return
+    fail = f"cannot listen for OTLP/gRPC on {endpoint}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise OSError(f"{fail}: {exc.strerror or exc}") from exc
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise OSError(f"{fail}: {exc.strerror}") from exc
