@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from session_bridge.mapping.limits import INT64_MAX
+from session_bridge.model import INT64_MAX
 from session_bridge.receivers.decode import BodyFormat, parse
 from session_bridge.rollup.rollup import Rollup, merge
 from tests.conftest import RunningBridge, make_config

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# The stores keep times, token counts and nano-dollar costs as signed 64-bit integers:
+# spans past it are refused (mapping/limits.py) and rollup sums saturate here.
+INT64_MAX = 2**63 - 1
+
 
 class EventType(StrEnum):
     """The kind of agent event a span represents (seed 001's taxonomy)."""

@@ -158,13 +158,16 @@ class PostgresExportLog(ExportLog):
         return int(row[0]) if row else 0
 
     def cursor(self, exporter: str) -> int:
-        head = self.head()
-        position = self._one(
-            "INSERT INTO export_cursors (exporter, position, updated_ns) VALUES (%s, %s, %s)"
-            " ON CONFLICT (exporter) DO UPDATE SET exporter = EXCLUDED.exporter"
-            " RETURNING position",
-            (exporter, head, time.time_ns()),
-        )
+        # the head (a sequencing pass) only for a new exporter: a follower reads its
+        # cursor every second
+        position = self._one("SELECT position FROM export_cursors WHERE exporter = %s", (exporter,))
+        if position is None:
+            position = self._one(
+                "INSERT INTO export_cursors (exporter, position, updated_ns) VALUES (%s, %s, %s)"
+                " ON CONFLICT (exporter) DO UPDATE SET exporter = EXCLUDED.exporter"
+                " RETURNING position",
+                (exporter, self.head(), time.time_ns()),
+            )
         return int(position)
 
     def keep_cursors(self, exporters: Sequence[str]) -> None:

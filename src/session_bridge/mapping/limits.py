@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from session_bridge.model import SpanRecord
+from session_bridge.model import INT64_MAX, SpanRecord
 
-INT64_MAX = 2**63 - 1
 MAX_TOKENS = 10**12  # per span: far beyond any model call, far below the int64 sums
 MAX_COST_USD = 1e6  # per span
 

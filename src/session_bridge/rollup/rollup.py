@@ -20,12 +20,11 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
-from session_bridge.model import ClientInfo, GeoInfo, SpanRecord
+from session_bridge.model import INT64_MAX, ClientInfo, GeoInfo, SpanRecord
 
 Stamped = tuple[int, str]
 
 NANO_USD = 1_000_000_000  # costs are summed as integer nano-dollars, exactly
-INT64_MAX = 2**63 - 1  # sums saturate here (see mapping/limits.py)
 
 
 class Merge(Enum):

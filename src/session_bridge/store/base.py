@@ -209,7 +209,7 @@ class Store(ABC):
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed write may succeed when tried again: the database busy, locked,
     out of reach or out of disk, as opposed to data it refuses (a bug upstream)."""
-    if isinstance(exc, sqlite3.OperationalError | ConnectionError | TimeoutError | OSError):
+    if isinstance(exc, sqlite3.OperationalError | OSError):  # OSError: connections, timeouts
         return True
     psycopg = sys.modules.get("psycopg")  # loaded only by a PostgreSQL bridge
     return psycopg is not None and isinstance(exc, psycopg.OperationalError)

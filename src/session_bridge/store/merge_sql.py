@@ -16,7 +16,8 @@ stamp of an EARLIEST column are decided by the same comparison.
 
 from __future__ import annotations
 
-from session_bridge.rollup.rollup import INT64_MAX, ROLLUP_COLUMNS, Merge
+from session_bridge.model import INT64_MAX
+from session_bridge.rollup.rollup import ROLLUP_COLUMNS, Merge
 
 
 def _union(old: str, new: str) -> str:
