@@ -22,7 +22,6 @@ Run:  python capture_anthropic.py
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,8 @@ from capture_common import (
     OtlpSink,
     get_weather,
     otlp_provider,
-    summarize,
-    write_capture,
-    write_served,
+    report_capture,
+    run_variants,
 )
 from fake_openai import FakeOpenAI
 
@@ -118,18 +116,11 @@ def capture(variant: str) -> None:
         )
         run_session(client)
         tp.force_flush()
-        path = write_capture(name, sink.spans, max_chars=600)
-        write_served(name, fake.served, library="anthropic", variant=variant)
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(name, sink, fake, max_chars=600, library="anthropic", variant=variant)
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        capture(sys.argv[1])
-        return
-    for variant in ("sdk", "openllmetry"):
-        subprocess.run([sys.executable, __file__, variant], check=True)
+    run_variants(__file__, capture, ("sdk", "openllmetry"))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import contextlib
 import gzip
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -582,3 +584,25 @@ def env(**values: str) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def report_capture(
+    name: str, sink: Any, fake: Any = None, *, max_chars: int | None = None, **served: Any
+) -> None:
+    """Write `name`'s capture (and, given the fake model server, what it served, with
+    `served` as its metadata), then say what was written."""
+    path = write_capture(name, sink.spans, max_chars=max_chars)
+    if fake is not None:
+        write_served(name, fake.served, **served)
+    print(f"{name}: {len(sink.spans)} spans -> {path}")
+    print(summarize(sink.spans))
+
+
+def run_variants(script: str, capture: Callable[[str], None], variants: tuple[str, ...]) -> None:
+    """A capture script's main: the variant named on the command line, or every variant,
+    each in a process of its own (instrumentations patch libraries for good)."""
+    if len(sys.argv) > 1:
+        capture(sys.argv[1])
+        return
+    for variant in variants:
+        subprocess.run([sys.executable, script, variant], check=True)

@@ -32,9 +32,7 @@ from capture_common import (
     USER_ID,
     OtlpSink,
     otlp_provider,
-    summarize,
-    write_capture,
-    write_served,
+    report_capture,
 )
 from fake_openai import FakeOpenAI
 
@@ -103,10 +101,7 @@ def main() -> None:
         with using_attributes(session_id=SESSION_ID, user_id=USER_ID):
             crew.kickoff()
         tp.force_flush()
-        path = write_capture(name, sink.spans, max_chars=600)
-        write_served(name, fake.served, library="crewai", variant="openinference")
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(name, sink, fake, max_chars=600, library="crewai", variant="openinference")
 
 
 if __name__ == "__main__":

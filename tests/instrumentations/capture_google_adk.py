@@ -27,9 +27,7 @@ from capture_common import (
     USER_ID,
     OtlpSink,
     otlp_provider,
-    summarize,
-    write_capture,
-    write_served,
+    report_capture,
 )
 from fake_openai import FakeOpenAI
 
@@ -90,10 +88,9 @@ def main() -> None:
         trace.set_tracer_provider(tp)
         asyncio.run(run(fake.root_url))
         tp.force_flush()
-        path = write_capture(name, sink.spans, max_chars=600)
-        write_served(name, fake.served, library="google-adk", variant="own telemetry, Claude")
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(
+            name, sink, fake, max_chars=600, library="google-adk", variant="own telemetry, Claude"
+        )
 
 
 if __name__ == "__main__":

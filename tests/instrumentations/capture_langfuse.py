@@ -21,7 +21,6 @@ Run:  python capture_langfuse.py
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from capture_common import (
     USER_ID,
     OtlpSink,
     run_openai_session,
+    run_variants,
     summarize,
     write_capture,
 )
@@ -92,11 +92,7 @@ def capture(variant: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        capture(sys.argv[1])
-        return
-    for variant in ("openai", "openinference"):
-        subprocess.run([sys.executable, __file__, variant], check=True)
+    run_variants(__file__, capture, ("openai", "openinference"))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ from capture_common import (
     USER_ID,
     OtlpSink,
     otlp_provider,
-    summarize,
-    write_capture,
-    write_served,
+    report_capture,
 )
 from fake_openai import FakeOpenAI
 
@@ -77,10 +75,9 @@ def main() -> None:
             ):
                 pass
         tp.force_flush()
-        path = write_capture(name, sink.spans, max_chars=600)
-        write_served(name, fake.served, library="langgraph", variant="openinference")
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(
+            name, sink, fake, max_chars=600, library="langgraph", variant="openinference"
+        )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,9 +35,8 @@ from capture_common import (
     USER_ID,
     OtlpSink,
     otlp_provider,
-    summarize,
-    write_capture,
-    write_served,
+    report_capture,
+    run_variants,
 )
 from fake_openai import FakeOpenAI
 
@@ -117,19 +114,11 @@ def capture(variant: str) -> None:
             with using_attributes(session_id=SESSION_ID, user_id=USER_ID):
                 asyncio.run(run_agents(fake.base_url))
         tp.force_flush()
-        path = write_capture(name, sink.spans)
-        meta: dict[str, Any] = {"library": "openai-agents", "variant": variant}
-        write_served(name, fake.served, **meta)
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(name, sink, fake, library="openai-agents", variant=variant)
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        capture(sys.argv[1])
-        return
-    for variant in ("openinference", "otel"):
-        subprocess.run([sys.executable, __file__, variant], check=True)
+    run_variants(__file__, capture, ("openinference", "otel"))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,9 +29,9 @@ from capture_common import (
     SESSION_ID,
     USER_ID,
     OtlpSink,
+    report_capture,
     run_openai_session,
-    summarize,
-    write_capture,
+    run_variants,
 )
 from fake_openai import FakeOpenAI
 
@@ -71,17 +70,11 @@ def capture(variant: str) -> None:
             run_openai_session(client, wrap_turn=wrap_turn, wrap_tool=wrap_tool)
         tp.force_flush()
         name = "openinference_genai" if variant == "genai" else "openinference"
-        path = write_capture(name, sink.spans)
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(name, sink)
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        capture(sys.argv[1])
-        return
-    for variant in ("default", "genai"):
-        subprocess.run([sys.executable, __file__, variant], check=True)
+    run_variants(__file__, capture, ("default", "genai"))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +38,7 @@ from capture_common import (
     SESSION_ID,
     OtlpSink,
     run_openai_session,
+    run_variants,
     summarize,
     write_capture,
 )
@@ -110,11 +110,7 @@ def capture(variant: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        capture(sys.argv[1])
-        return
-    for variant in ("plain", "agent"):
-        subprocess.run([sys.executable, __file__, variant], check=True)
+    run_variants(__file__, capture, ("plain", "agent"))
 
 
 if __name__ == "__main__":

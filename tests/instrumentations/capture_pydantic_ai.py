@@ -25,9 +25,7 @@ from capture_common import (
     USER_ID,
     OtlpSink,
     otlp_provider,
-    summarize,
-    write_capture,
-    write_served,
+    report_capture,
 )
 from fake_openai import FakeOpenAI
 
@@ -75,10 +73,9 @@ def main() -> None:
         tp = otlp_provider(sink, f"capture-{name}")
         asyncio.run(run(fake.base_url, tp))
         tp.force_flush()
-        path = write_capture(name, sink.spans, max_chars=600)
-        write_served(name, fake.served, library="pydantic-ai", variant="own instrumentation")
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(
+            name, sink, fake, max_chars=600, library="pydantic-ai", variant="own instrumentation"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,9 +31,8 @@ from capture_common import (
     USER_ID,
     OtlpSink,
     otlp_provider,
-    summarize,
-    write_capture,
-    write_served,
+    report_capture,
+    run_variants,
 )
 from fake_openai import FakeOpenAI
 
@@ -81,18 +79,11 @@ def capture(variant: str) -> None:
 
         asyncio.run(turn2())
         tp.force_flush()
-        path = write_capture(name, sink.spans, max_chars=600)
-        write_served(name, fake.served, library="strands-agents", variant=variant)
-        print(f"{name}: {len(sink.spans)} spans -> {path}")
-        print(summarize(sink.spans))
+        report_capture(name, sink, fake, max_chars=600, library="strands-agents", variant=variant)
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        capture(sys.argv[1])
-        return
-    for variant in ("default", "latest"):
-        subprocess.run([sys.executable, __file__, variant], check=True)
+    run_variants(__file__, capture, ("default", "latest"))
 
 
 if __name__ == "__main__":
