@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -611,6 +612,10 @@ def parse_json_text(value: Any) -> Any:
     """JSON text holding an object or an array, parsed; anything else as it is."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
+            return orjson.loads(value)  # ~4x faster; strict JSON
+        except orjson.JSONDecodeError:
+            pass
+        try:  # what strict JSON refuses but Python's reader takes (NaN, huge integers)
             return json.loads(value)
         except ValueError:
             return value
