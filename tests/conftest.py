@@ -23,9 +23,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from session_bridge.config import BridgeConfig, StorageConfig
+from session_bridge.config import BridgeConfig
 from session_bridge.server import Bridge, Endpoints
 from session_bridge.store.base import Store
+from session_bridge.store.config import StorageConfig
 from session_bridge.store.factory import open_store
 from tests import pg
 

@@ -10,9 +10,10 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from session_bridge.config import Duration, RetentionConfig
+from session_bridge.config import Duration
 from session_bridge.mapping.mapper import map_request
 from session_bridge.store.base import Store, WriteBatch
+from session_bridge.store.config import RetentionConfig
 from session_bridge.store.postgres import PostgresSettings, PostgresStore
 from session_bridge.store.retention import RetentionWorker
 from tests.otlp_builders import proto_request, proto_span

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from session_bridge import __version__, logs, malloc
-from session_bridge.config import BridgeConfig, ConfigError, load, split_endpoint
+from session_bridge.config import BridgeConfig, ConfigError, load
+from session_bridge.receivers.config import split_endpoint
 from session_bridge.telemetry import share_metrics_between_processes
 
 if TYPE_CHECKING:
@@ -173,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     malloc.limit_arenas()
     try:
         if config.receivers.otlp.workers > 1:
-            data_dir = Path(config.storage.data_dir).expanduser().resolve()
-            share_metrics_between_processes(data_dir / ".metrics")
+            share_metrics_between_processes(config.storage.data_path / ".metrics")
         from session_bridge.receivers.connections import raise_open_file_limit
         from session_bridge.server import Bridge
 
