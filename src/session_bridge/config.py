@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -74,8 +74,10 @@ class BridgeConfig(Section):
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     log: LogConfig = Field(default_factory=LogConfig)
-    # SerializeAsAny-like: each item is its exporter type's model (see export.config)
+    # each item is its exporter type's model (see export.config)
     exporters: list[ExporterCommon] = Field(default_factory=default_exporters)
+
+    CHECKED_APART: ClassVar[frozenset[str]] = frozenset({"exporters"})
 
     def check(self, path: str) -> list[str]:
         if self.receivers.otlp.auth == "required" and not self.auth.api_keys:

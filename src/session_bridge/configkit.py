@@ -15,7 +15,7 @@ import math
 import re
 import typing
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import (
@@ -47,6 +47,8 @@ class Section(BaseModel):
     means the defaults."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    # blocks checked where they are read, under the paths the document gives them
+    CHECKED_APART: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
@@ -316,7 +318,7 @@ def validate(model: type[M], raw: Any, path: str, problems: list[str]) -> M | No
 
 
 def _children(section: BaseModel, path: str) -> Iterator[tuple[Section, str]]:
-    for name in type(section).model_fields:
+    for name in type(section).model_fields.keys() - section.CHECKED_APART:
         value = getattr(section, name)
         at = join(path, name)
         if isinstance(value, Section):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
@@ -27,6 +27,7 @@ from session_bridge.configkit import (
     SizeValue,
     StringMap,
     between,
+    check_tree,
     join,
     kind,
     one_of,
@@ -190,50 +191,45 @@ def default_exporters() -> list[ExporterCommon]:
     return [FileExporterConfig()]
 
 
-def parse_exporters(raw: Any, path: str, problems: list[str]) -> list[ExporterCommon]:
-    """`exporters:` in either form, every exporter checked, names unique."""
-    entries: list[tuple[str, Any, dict[str, str]]] = []  # (path, body, type and name)
+def _entries(raw: Any, path: str, problems: list[str]) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(key path, body, type and name) for each exporter of either form, in document order."""
     if isinstance(raw, dict):
         for key, body in raw.items():
             at = join(path, key)
-            kind_name, _, name = str(key).partition("/")
+            type_name, _, name = str(key).partition("/")
             if isinstance(body, dict) and {"type", "name"} & body.keys():
                 problems.append(f"{at}: the key names the type and name (write type/name)")
-                continue
-            entries.append((at, body, {"type": kind_name, **({"name": name} if name else {})}))
+            else:
+                yield at, body, {"type": type_name, **({"name": name} if name else {})}
     elif isinstance(raw, list):
         for index, body in enumerate(raw):
             at = join(path, index)
-            if not isinstance(body, dict):
+            if isinstance(body, dict):
+                rest = {key: value for key, value in body.items() if key != "type"}
+                yield at, rest, {"type": body.get("type")}
+            else:
                 problems.append(f"{at}: expected a mapping with a type, got {kind(body)}")
-                continue
-            entries.append(
-                (
-                    at,
-                    {k: v for k, v in body.items() if k != "type"},
-                    {
-                        "type": body.get("type")  # type: ignore[dict-item]
-                    },
-                )
-            )
     elif raw is not None:
         problems.append(f"{path}: expected a mapping of exporters, got {kind(raw)}")
+
+
+def parse_exporters(raw: Any, path: str, problems: list[str]) -> list[ExporterCommon]:
+    """`exporters:` in either form, every exporter checked, names unique."""
     exporters: list[ExporterCommon] = []
     seen: set[str] = set()
-    for at, body, identity in entries:
+    for at, body, identity in _entries(raw, path, problems):
         registered = EXPORTERS.get(identity["type"])
         if registered is None:
             choices = ", ".join(sorted(EXPORTERS))
             problems.append(f"{at}.type: must be one of {choices}, got {identity['type']!r}")
             continue
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
+        if body is not None and not isinstance(body, dict):
             problems.append(f"{at}: expected a mapping, got {kind(body)}")
             continue
-        config = validate(registered.config, {**body, **identity}, at, problems)
+        config = validate(registered.config, {**(body or {}), **identity}, at, problems)
         if config is None:
             continue
+        problems.extend(check_tree(config, at))
         if config.label in seen:
             problems.append(f"{at}.name: {config.label!r} is used by another exporter")
         seen.add(config.label)
