@@ -290,7 +290,10 @@ def _drop(document: Any, loc: tuple[int | str, ...]) -> Any:
     if isinstance(node, dict):
         node.pop(loc[-1], None)
     elif isinstance(node, list) and isinstance(loc[-1], int) and loc[-1] < len(node):
-        node[loc[-1]] = {}
+        if isinstance(node[loc[-1]], dict):
+            node[loc[-1]] = {}  # a block: its defaults, so later items keep their index
+        else:
+            del node[loc[-1]]
     return document
 
 
@@ -308,7 +311,7 @@ def validate(model: type[M], raw: Any, path: str, problems: list[str]) -> M | No
     problems.extend(_describe(model, error, path) for error in errors)
     document = copy.deepcopy(raw)
     for _ in range(3):  # each pass removes the values the previous one refused
-        for error in errors:
+        for error in reversed(errors):  # the later items of a list first
             document = _drop(document, tuple(error["loc"]))
         try:
             return model.model_validate(document)
@@ -317,7 +320,7 @@ def validate(model: type[M], raw: Any, path: str, problems: list[str]) -> M | No
     return None  # pragma: no cover - defaults always validate
 
 
-def _children(section: BaseModel, path: str) -> Iterator[tuple[Section, str]]:
+def _children(section: Section, path: str) -> Iterator[tuple[Section, str]]:
     for name in type(section).model_fields.keys() - section.CHECKED_APART:
         value = getattr(section, name)
         at = join(path, name)
