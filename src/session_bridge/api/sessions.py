@@ -25,6 +25,8 @@ from session_bridge.store.base import SessionQuery, SessionRow, Store
 from session_bridge.timefmt import iso_from_ns, ns_from_datetime
 
 
+# model.ClientInfo and model.GeoInfo as the API shows them (tests/test_one_source.py keeps
+# the fields the same)
 class Client(BaseModel):
     ip: str | None = None
     user_agent: str | None = None
