@@ -43,7 +43,7 @@ from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
 from session_bridge.receivers.tls import TlsFiles, http_context, reload_http_context
 from session_bridge.store.base import Store
-from session_bridge.store.factory import describe_storage, open_store
+from session_bridge.store.factory import backend, describe_storage, open_store
 from session_bridge.store.lock import DataDirLock
 from session_bridge.store.retention import RetentionWorker
 from session_bridge.store.writer import GroupCommitWriter
@@ -163,7 +163,7 @@ class Bridge:
         """Build everything, then listen and serve."""
         cfg = self.config
         otlp = cfg.receivers.otlp
-        if cfg.storage.backend == "sqlite":
+        if backend(cfg.storage).exclusive_data_dir:
             self._lock = DataDirLock(self.data_dir)
         store = open_store(cfg.storage)
         self._store = store

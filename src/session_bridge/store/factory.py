@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 
 class Backend(Protocol):
+    # one bridge per data dir (its lock file): the database lives there
+    exclusive_data_dir: bool
+
     def open(self, storage: StorageConfig) -> Store:
         """Open (and migrate) the store; `ConnectionError` if its server is unreachable."""
 
@@ -44,6 +47,8 @@ def postgres_settings(storage: StorageConfig) -> PostgresSettings:
 
 
 class _Sqlite:
+    exclusive_data_dir = True
+
     def open(self, storage: StorageConfig) -> Store:
         path = sqlite_path(storage)
         try:
@@ -63,6 +68,8 @@ class _Sqlite:
 
 
 class _Postgres:
+    exclusive_data_dir = False
+
     def open(self, storage: StorageConfig) -> Store:
         from session_bridge.store.postgres import PostgresStore
 
