@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from session_bridge import cli
-from session_bridge.config import BridgeConfig, ConfigError, parse
+from session_bridge.config import BridgeConfig, parse
 from session_bridge.export.base import Exporter
 from session_bridge.export.config import (
     EXPORTERS,
@@ -21,13 +21,7 @@ from session_bridge.export.config import (
 )
 from session_bridge.store.config import BACKEND_TYPES, StorageConfig
 from session_bridge.store.factory import BACKENDS
-from tests.conftest import TEST_DATA
-
-
-def _problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse(text)
-    return caught.value.problems
+from tests.conftest import TEST_DATA, config_problems
 
 
 def test_exporters_in_the_collectors_map_form() -> None:
@@ -69,7 +63,7 @@ def test_the_list_form_still_reads_the_same() -> None:
 
 
 def test_map_form_problems_name_the_component_key() -> None:
-    problems = _problems(
+    problems = config_problems(
         """
 exporters:
   kafka/events: {}
@@ -130,9 +124,9 @@ def test_the_store_backends_are_the_storage_blocks() -> None:
 
 def test_missing_geoip_databases_are_named(tmp_path: Path) -> None:
     city = TEST_DATA / "geoip" / "GeoIP2-City-Test.mmdb"
-    assert _problems(f"enrich:\n  geoip:\n    databases: [{city}, {tmp_path / 'nope.mmdb'}]\n") == [
-        f"enrich.geoip.databases[1]: no such file: {tmp_path / 'nope.mmdb'}"
-    ]
+    assert config_problems(
+        f"enrich:\n  geoip:\n    databases: [{city}, {tmp_path / 'nope.mmdb'}]\n"
+    ) == [f"enrich.geoip.databases[1]: no such file: {tmp_path / 'nope.mmdb'}"]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +136,7 @@ def test_missing_geoip_databases_are_named(tmp_path: Path) -> None:
 def test_one_port_for_both_protocols_is_refused(grpc: str, http: str) -> None:
     text = f"receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: '{grpc}'}}\n"
     text += f"      http: {{endpoint: '{http}'}}\n"
-    assert _problems(text) == [
+    assert config_problems(text) == [
         f"receivers.otlp.protocols.grpc.endpoint: {grpc} is also the HTTP endpoint ({http});"
         " give each protocol its own port"
     ]
