@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from session_bridge import cli
-from session_bridge.config import BridgeConfig, parse
+from session_bridge.config import BridgeConfig, load, parse
 from session_bridge.export.base import Exporter
 from session_bridge.export.config import (
     EXPORTERS,
@@ -191,3 +191,13 @@ def test_models_refuse_unknown_fields_when_built_in_code() -> None:
     with pytest.raises(ValueError, match="endpoitn"):
         OtlpExporterConfig(endpoitn="http://x")  # type: ignore[call-arg]
     assert BridgeConfig().exporters == [FileExporterConfig()]
+
+
+def test_numbers_are_not_flags_and_env_text_is_typed(tmp_path: Path) -> None:
+    assert config_problems("receivers: {otlp: {workers: true}}") == [
+        "receivers.otlp.workers: expected a number, got True"
+    ]
+    path = tmp_path / "c.yaml"
+    path.write_text("receivers: {otlp: {workers: '${env:N}', max_request_body_size: '${env:S}'}}")
+    otlp = load(path, environ={"N": "3", "S": "2MiB"}).receivers.otlp
+    assert (otlp.workers, otlp.max_request_body_size) == (3, 2 * 1024 * 1024)

@@ -20,6 +20,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from session_bridge.configkit import (
+    NOT_BOOL,
     ByteSize,
     ConfigError,
     Duration,
@@ -54,7 +55,7 @@ PUBLIC_ENDPOINTS = ("metrics", "openapi")
 
 
 class ApiConfig(Section):
-    default_page_size: Annotated[int, between(1, 1000)] = 50
+    default_page_size: Annotated[int, NOT_BOOL, between(1, 1000)] = 50
     # With API keys configured, /metrics and /openapi.json need a key unless listed here.
     public_endpoints: list[Annotated[str, one_of(*PUBLIC_ENDPOINTS)]] = Field(default_factory=list)
 

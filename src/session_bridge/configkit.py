@@ -124,6 +124,15 @@ def one_of(*choices: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+def _not_bool(raw: Any) -> Any:
+    if isinstance(raw, bool):  # YAML's true is not 1
+        raise _problem(f"expected a number, got {raw!r}")
+    return raw
+
+
+NOT_BOOL = BeforeValidator(_not_bool)
+
+
 def _non_negative(value: float) -> float:
     if value < 0 or math.isnan(value):
         raise _problem(f"expected a number >= 0, got {value!r}")
@@ -132,7 +141,7 @@ def _non_negative(value: float) -> float:
 
 DurationValue = Annotated[Duration, PlainValidator(_duration)]
 SizeValue = Annotated[ByteSize, PlainValidator(_size)]
-NonNegative = Annotated[float, AfterValidator(_non_negative)]
+NonNegative = Annotated[float, NOT_BOOL, AfterValidator(_non_negative)]
 
 
 def _nonempty_strings(raw: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from pydantic import Field
 
 from session_bridge.configkit import (
+    NOT_BOOL,
     ByteSize,
     Duration,
     DurationValue,
@@ -97,7 +98,7 @@ class FileExporterConfig(ExporterCommon):
     path: str = ""  # default: <data_dir>/export/<name>.jsonl (.binpb for protobuf)
     format: Annotated[str, one_of("ingestion", "protobuf")] = "ingestion"
     max_file_size: Annotated[SizeValue, between(1024, 1 << 50)] = ByteSize(64 * 1024 * 1024)
-    max_files: Annotated[int, between(1, 1_000_000)] = 5
+    max_files: Annotated[int, NOT_BOOL, between(1, 1_000_000)] = 5
     fsync: bool = True
 
 

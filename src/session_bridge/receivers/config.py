@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from session_bridge.configkit import (
+    NOT_BOOL,
     ByteSize,
     Duration,
     DurationValue,
@@ -91,7 +92,7 @@ class GrpcKeepaliveConfig(Section):
     )
 
 
-_Connections = Annotated[int, between(1, 1_000_000)]
+_Connections = Annotated[int, NOT_BOOL, between(1, 1_000_000)]
 
 
 class GrpcConfig(Section):
@@ -141,8 +142,8 @@ class OtlpProtocols(Section):
 class OtlpReceiverConfig(Section):
     protocols: OtlpProtocols = Field(default_factory=OtlpProtocols)
     max_request_body_size: Annotated[SizeValue, between(1024, 1024**3)] = ByteSize(16 * 1024**2)
-    max_pending_requests: Annotated[int, between(1, 100_000)] = 64
-    workers: Annotated[int, between(1, 64)] = 1
+    max_pending_requests: Annotated[int, NOT_BOOL, between(1, 100_000)] = 64
+    workers: Annotated[int, NOT_BOOL, between(1, 64)] = 1
     retry_after: Annotated[DurationValue, between(0, 3600)] = Duration(1.0)
     auth: Annotated[str, one_of("required", "optional", "off")] = "optional"
 

@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, Field
 
-from session_bridge.configkit import Duration, DurationValue, Section, between, one_of
+from session_bridge.configkit import NOT_BOOL, Duration, DurationValue, Section, between, one_of
 
 
 class SqliteConfig(Section):
@@ -52,7 +52,7 @@ with warnings.catch_warnings():  # `schema` is the option's name; BaseModel.sche
 
         dsn: Annotated[str, AfterValidator(_dsn)] = ""
         schema: Annotated[str, AfterValidator(_schema)] = "public"  # type: ignore[assignment]
-        pool_size: Annotated[int, between(2, 100)] = 4
+        pool_size: Annotated[int, NOT_BOOL, between(2, 100)] = 4
         connect_timeout: Annotated[DurationValue, between(0.1, 600)] = Duration(10.0)
 
 
@@ -63,7 +63,7 @@ class RetentionConfig(Section):
     spans: _Age = Duration(0.0)
     sessions: _Age = Duration(0.0)
     interval: Annotated[DurationValue, between(1, 86400)] = Duration(60.0)
-    batch_size: Annotated[int, between(1, 100_000)] = 1000
+    batch_size: Annotated[int, NOT_BOOL, between(1, 100_000)] = 1000
 
     def check(self, path: str) -> list[str]:
         if self.sessions and not self.spans:
