@@ -60,9 +60,13 @@ class ApiConfig(Section):
     public_endpoints: list[Annotated[str, one_of(*PUBLIC_ENDPOINTS)]] = Field(default_factory=list)
 
 
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 class LogConfig(Section):
-    format: Annotated[str, one_of("text", "json")] = "text"
-    level: Annotated[str, one_of("debug", "info", "warning", "error")] = "info"
+    format: Annotated[str, one_of(*LOG_FORMATS)] = "text"
+    level: Annotated[str, one_of(*LOG_LEVELS)] = "info"
 
 
 class BridgeConfig(Section):

@@ -40,6 +40,7 @@ def _endpoint(value: str) -> str:
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
 TlsVersion = Annotated[str, one_of("1.2", "1.3")]
 _WILDCARDS = {"0.0.0.0", "::", ""}
+MAX_WORKERS = 64  # map worker processes
 
 
 class TlsConfig(Section):
@@ -143,7 +144,7 @@ class OtlpReceiverConfig(Section):
     protocols: OtlpProtocols = Field(default_factory=OtlpProtocols)
     max_request_body_size: Annotated[SizeValue, between(1024, 1024**3)] = ByteSize(16 * 1024**2)
     max_pending_requests: Annotated[int, NOT_BOOL, between(1, 100_000)] = 64
-    workers: Annotated[int, NOT_BOOL, between(1, 64)] = 1
+    workers: Annotated[int, NOT_BOOL, between(1, MAX_WORKERS)] = 1
     retry_after: Annotated[DurationValue, between(0, 3600)] = Duration(1.0)
     auth: Annotated[str, one_of("required", "optional", "off")] = "optional"
 

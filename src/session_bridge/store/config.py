@@ -16,11 +16,13 @@ from pydantic import AfterValidator, Field
 
 from session_bridge.configkit import NOT_BOOL, Duration, DurationValue, Section, between, one_of
 
+SYNCHRONOUS = ("full", "normal", "extra")  # SQLite's PRAGMA synchronous levels offered
+
 
 class SqliteConfig(Section):
     TYPE: ClassVar[str] = "sqlite"
 
-    synchronous: Annotated[str, one_of("full", "normal", "extra")] = "full"
+    synchronous: Annotated[str, one_of(*SYNCHRONOUS)] = "full"
 
 
 _SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -25,6 +25,7 @@ from session_bridge.rollup.binding import (
 from session_bridge.rollup.rollup import merge
 from session_bridge.store import columns
 from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
+from session_bridge.store.config import SYNCHRONOUS
 from session_bridge.store.search import SQLITE
 from session_bridge.store.sql_reads import SqlReads, chunks
 
@@ -223,8 +224,8 @@ class SqliteStore(SqlReads):
     span_join = "s.trace_no = t.trace_no AND s.project_id = t.project_id"
 
     def __init__(self, path: Path, *, synchronous: str = "full") -> None:
-        if synchronous.lower() not in {"full", "normal", "extra"}:
-            raise ValueError(f"synchronous must be full, normal or extra, not {synchronous!r}")
+        if synchronous.lower() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
         self._path = path
         self._synchronous = synchronous.upper()
         path.parent.mkdir(parents=True, exist_ok=True)
