@@ -21,7 +21,7 @@ from session_bridge.export.config import (
 )
 from session_bridge.store.config import BACKEND_TYPES, StorageConfig
 from session_bridge.store.factory import BACKENDS
-from tests.conftest import TEST_DATA, config_problems
+from tests.conftest import REPO, TEST_DATA, config_problems
 
 
 def test_exporters_in_the_collectors_map_form() -> None:
@@ -201,3 +201,12 @@ def test_numbers_are_not_flags_and_env_text_is_typed(tmp_path: Path) -> None:
     path.write_text("receivers: {otlp: {workers: '${env:N}', max_request_body_size: '${env:S}'}}")
     otlp = load(path, environ={"N": "3", "S": "2MiB"}).receivers.otlp
     assert (otlp.workers, otlp.max_request_body_size) == (3, 2 * 1024 * 1024)
+
+
+def test_the_readmes_exporters_example_is_valid() -> None:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("exporters:\n  ingestion/langfuse:")
+    example = readme[start : readme.index("```", start)]
+    env = {"LANGFUSE_PUBLIC_KEY": "pk-lf", "LANGFUSE_SECRET_KEY": "sk-lf"}
+    labels = [exporter.label for exporter in parse(example, environ=env).exporters]
+    assert labels == ["langfuse", "tempo"]
