@@ -286,7 +286,7 @@ def _describe(model: type[BaseModel], error: Any, path: str) -> str:
     return f"{where}: {error['msg']}"
 
 
-def _drop(document: Any, loc: tuple[int | str, ...]) -> Any:
+def _drop(document: Any, loc: tuple[int | str, ...], reset: bool) -> Any:
     """`document` without the value at `loc` (that key takes its default)."""
     if not loc:
         return {}
@@ -299,7 +299,7 @@ def _drop(document: Any, loc: tuple[int | str, ...]) -> Any:
     if isinstance(node, dict):
         node.pop(loc[-1], None)
     elif isinstance(node, list) and isinstance(loc[-1], int) and loc[-1] < len(node):
-        if isinstance(node[loc[-1]], dict):
+        if reset and isinstance(node[loc[-1]], dict):
             node[loc[-1]] = {}  # a block: its defaults, so later items keep their index
         else:
             del node[loc[-1]]
@@ -311,17 +311,17 @@ M = TypeVar("M", bound=BaseModel)
 
 def validate(model: type[M], raw: Any, path: str, problems: list[str]) -> M | None:
     """`raw` as a `model`, every problem appended to `problems` with its full key path;
-    a bad value takes its default so that the rest can still be checked. None: `raw` is
-    not a mapping at all."""
+    a bad value takes its default so that the rest can still be checked (None: not even
+    the defaults would do)."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
     problems.extend(_describe(model, error, path) for error in errors)
     document = copy.deepcopy(raw)
-    for _ in range(3):  # each pass removes the values the previous one refused
+    for attempt in range(3):  # each pass removes the values the previous one refused
         for error in reversed(errors):  # the later items of a list first
-            document = _drop(document, tuple(error["loc"]))
+            document = _drop(document, tuple(error["loc"]), reset=attempt == 0)
         try:
             return model.model_validate(document)
         except ValidationError as exc:
@@ -330,7 +330,9 @@ def validate(model: type[M], raw: Any, path: str, problems: list[str]) -> M | No
 
 
 def _children(section: Section, path: str) -> Iterator[tuple[Section, str]]:
-    for name in type(section).model_fields.keys() - section.CHECKED_APART:
+    for name in type(section).model_fields:
+        if name in section.CHECKED_APART:
+            continue
         value = getattr(section, name)
         at = join(path, name)
         if isinstance(value, Section):
