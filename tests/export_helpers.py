@@ -14,9 +14,8 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from session_bridge.config import (
-    BridgeConfig,
-    Duration,
+from session_bridge.config import BridgeConfig, Duration
+from session_bridge.export.config import (
     ExporterCommon,
     ExportRetryConfig,
     IngestionExporterConfig,

@@ -20,8 +20,8 @@ import httpx
 import orjson
 
 from session_bridge import __version__
-from session_bridge.config import IngestionExporterConfig, ingestion_setting
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
+from session_bridge.export.config import IngestionExporterConfig, ingestion_setting
 from session_bridge.export.langfuse_events import ingestion_units
 from session_bridge.export.log import LogEntry
 from session_bridge.export.retry import retry_after_seconds

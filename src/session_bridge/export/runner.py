@@ -21,8 +21,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from session_bridge.config import ExporterCommon
 from session_bridge.export.base import Exporter, Failure, Unit, pack
+from session_bridge.export.config import ExporterCommon
 from session_bridge.export.log import ExportLog, LogEntry
 from session_bridge.export.records import to_proto
 from session_bridge.export.retry import Backoff

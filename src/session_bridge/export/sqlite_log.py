@@ -26,6 +26,7 @@ from session_bridge.export.log import (
 )
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
 from session_bridge.store import columns
+from session_bridge.store.sql_reads import chunks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS export_cursors (
@@ -48,7 +49,6 @@ LEFT JOIN traces t ON t.trace_no = s.trace_no AND t.project_id = s.project_id
 WHERE s.rowid > ? AND s.rowid <= ?
 ORDER BY s.rowid
 """
-_MAX_VARS = 500
 
 
 class SqliteExportLog(ExportLog):
@@ -215,7 +215,6 @@ def _filters(
     if ids is None:
         yield base
         return
-    for i in range(0, len(ids), _MAX_VARS):
-        chunk = tuple(ids[i : i + _MAX_VARS])
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         yield f"{base[0]} AND id IN ({marks})", (*base[1], *chunk)
