@@ -115,8 +115,7 @@ class SqliteExportLog(ExportLog):
 
     def _fetch_resources(self, keys: list[bytes]) -> dict[bytes, bytes]:
         found: dict[bytes, bytes] = {}
-        for chunk in range(0, len(keys), _MAX_VARS):
-            part = keys[chunk : chunk + _MAX_VARS]
+        for part in chunks(keys):
             marks = ",".join("?" * len(part))
             found.update(
                 self._conn().execute(
