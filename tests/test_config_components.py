@@ -190,7 +190,7 @@ exporters:
 def test_models_refuse_unknown_fields_when_built_in_code() -> None:
     with pytest.raises(ValueError, match="endpoitn"):
         OtlpExporterConfig(endpoitn="http://x")  # type: ignore[call-arg]
-    assert BridgeConfig().exporters == [FileExporterConfig()]
+    assert BridgeConfig().exporters == []
 
 
 def test_numbers_are_not_flags_and_env_text_is_typed(tmp_path: Path) -> None:

@@ -34,11 +34,11 @@ def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def test_the_default_configuration_writes_what_would_be_sent(
+def test_the_file_exporter_writes_what_would_be_sent(
     start_bridge: Callable[[BridgeConfig], RunningBridge], tmp_path: Path
 ) -> None:
     config = make_config(tmp_path / "d")
-    assert config.exporters == [FileExporterConfig()]
+    assert config.exporters == []  # none by default: it is turned on
     config.exporters = [quick(FileExporterConfig())]
     bridge = start_bridge(config)
     turns = [turn("sess-file", index=i) for i in range(3)]
@@ -164,7 +164,3 @@ def test_retention_keeps_what_an_exporter_has_not_delivered(tmp_path: Path) -> N
     finally:
         export_log.close()
         store.close()
-
-
-def test_documented_defaults_include_the_file_exporter() -> None:
-    assert BridgeConfig().exporters == [FileExporterConfig()]
