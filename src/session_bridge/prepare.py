@@ -56,6 +56,7 @@ def prepare(
         return PreparedRequest(None, 0, mapped.rejected, mapped.error_message)
     if enricher is not None:
         enricher.enrich(records, raw.info)
+        enricher.scrub(mapped)
     if ingestion_events:
         add_ingestion_events(mapped)
     batch = WriteBatch(raw.project_id, records, mapped.resources, fold_by_trace(records))

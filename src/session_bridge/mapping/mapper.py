@@ -254,10 +254,10 @@ def _record(
         status_message=status.message,
         event_type=event_type,
         is_error=is_error,
-        service=_text(get(Field.SERVICE)),
-        environment=_text(get(Field.ENVIRONMENT)),
-        session_id=_text(get(Field.SESSION_ID)),
-        user_id=_text(get(Field.USER_ID)),
+        service=text_value(get(Field.SERVICE)),
+        environment=text_value(get(Field.ENVIRONMENT)),
+        session_id=text_value(get(Field.SESSION_ID)),
+        user_id=text_value(get(Field.USER_ID)),
         client=_client(values),
         geo=_geo(values),
         llm=llm,
@@ -267,7 +267,8 @@ def _record(
     )
 
 
-def _text(value: Any) -> str | None:
+def text_value(value: Any) -> str | None:
+    """A mapped field's text: strings as they are, other values as compact JSON."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -309,9 +310,9 @@ def _json_object(value: Any) -> dict[str, Any]:
 
 
 def _llm_usage(values: dict[int, Any]) -> LlmUsage:
-    model = _text(values.get(Field.MODEL))
+    model = text_value(values.get(Field.MODEL))
     usage = LlmUsage(
-        provider=normalise_provider(_text(values.get(Field.PROVIDER)), model),
+        provider=normalise_provider(text_value(values.get(Field.PROVIDER)), model),
         model=model,
         input_tokens=_int(values.get(Field.INPUT_TOKENS, 0)),
         output_tokens=_int(values.get(Field.OUTPUT_TOKENS, 0)),
@@ -367,8 +368,8 @@ def _apply_langfuse_usage(usage: LlmUsage, details: dict[str, Any]) -> None:
 
 
 def _client(values: dict[int, Any]) -> ClientInfo | None:
-    ip = _text(values.get(Field.CLIENT_IP))
-    user_agent = _text(values.get(Field.USER_AGENT))
+    ip = text_value(values.get(Field.CLIENT_IP))
+    user_agent = text_value(values.get(Field.USER_AGENT))
     if ip is None and user_agent is None:
         return None
     return ClientInfo(ip=ip, user_agent=user_agent)
@@ -378,10 +379,10 @@ def _geo(values: dict[int, Any]) -> GeoInfo | None:
     if _GEO_FIELDS.isdisjoint(values):
         return None
     return GeoInfo(
-        country_code=_text(values.get(Field.GEO_COUNTRY_CODE)),
-        country_name=_text(values.get(Field.GEO_COUNTRY_NAME)),
-        region=_text(values.get(Field.GEO_REGION)),
-        city=_text(values.get(Field.GEO_CITY)),
-        postal_code=_text(values.get(Field.GEO_POSTAL_CODE)),
-        timezone=_text(values.get(Field.GEO_TIMEZONE)),
+        country_code=text_value(values.get(Field.GEO_COUNTRY_CODE)),
+        country_name=text_value(values.get(Field.GEO_COUNTRY_NAME)),
+        region=text_value(values.get(Field.GEO_REGION)),
+        city=text_value(values.get(Field.GEO_CITY)),
+        postal_code=text_value(values.get(Field.GEO_POSTAL_CODE)),
+        timezone=text_value(values.get(Field.GEO_TIMEZONE)),
     )

@@ -164,9 +164,9 @@ class OtlpReceiverConfig(Section):
     max_request_body_size: Annotated[SizeValue, between(1024, 1024**3)] = ByteSize(16 * 1024**2)
     max_pending_requests: Annotated[int, NOT_BOOL, between(1, 100_000)] = 64
     # `auto` (the default): one per usable core
-    workers: Annotated[
-        int, NOT_BOOL, BeforeValidator(_auto_workers), between(1, MAX_WORKERS)
-    ] = Field(default_factory=usable_cores)
+    workers: Annotated[int, NOT_BOOL, BeforeValidator(_auto_workers), between(1, MAX_WORKERS)] = (
+        Field(default_factory=usable_cores)
+    )
     retry_after: Annotated[DurationValue, between(0, 3600)] = Duration(1.0)
     auth: Annotated[str, one_of("required", "optional", "off")] = "optional"
 
