@@ -15,11 +15,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from session_bridge import cli
 from session_bridge.config import BridgeConfig, ByteSize, ConfigError, parse
 from session_bridge.export.config import FileExporterConfig
-from session_bridge.export.sqlite_log import SqliteExportLog
 from session_bridge.mapping.mapper import map_request
 from session_bridge.proto.session_bridge.v1.records_pb2 import SpanRecord
 from session_bridge.store.base import WriteBatch
 from session_bridge.store.sqlite import SqliteStore
+from session_bridge.store.sqlite_export_log import SqliteExportLog
 from tests.conftest import RunningBridge, make_config
 from tests.export_helpers import eventually, exporting_config, quick, request_of, send, turn
 from tests.ingestion_server import schema_errors

@@ -16,7 +16,6 @@ import orjson
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from session_bridge.export.base import Unit
-from session_bridge.export.log import LogEntry
 from session_bridge.mapping.langfuse import trace_fields
 from session_bridge.mapping.langfuse_events import (
     dumps,
@@ -28,6 +27,7 @@ from session_bridge.mapping.langfuse_events import (
 )
 from session_bridge.mapping.mapper import attribute_dict
 from session_bridge.mapping.payloads import decode_span, span_io
+from session_bridge.store.export_log import LogEntry
 
 
 def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[Unit]:

@@ -22,8 +22,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
 from session_bridge.export.config import OtlpExporterConfig
-from session_bridge.export.log import LogEntry
 from session_bridge.export.upstream import TRACES, Upstream, UpstreamSettings, Verdict
+from session_bridge.store.export_log import LogEntry
 
 log = logging.getLogger(__name__)
 

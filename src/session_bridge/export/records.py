@@ -3,9 +3,9 @@ exporter's protobuf format) and kept in the dead-letter store."""
 
 from __future__ import annotations
 
-from session_bridge.export.log import LogEntry
 from session_bridge.model import EventType, LlmUsage, SpanRecord
 from session_bridge.proto.session_bridge.v1 import records_pb2
+from session_bridge.store.export_log import LogEntry
 
 
 def to_proto(entry: LogEntry) -> records_pb2.SpanRecord:

@@ -128,7 +128,7 @@ SPAN_COLUMNS: tuple[str, ...] = (
 
 # -- spans as the stores write them ---------------------------------------------------------
 
-# written, and read only by the export log (`export/log.py`)
+# written, and read only by the export log (`store/export_log.py`)
 SPAN_EXPORT_COLUMNS: tuple[str, ...] = ("ingestion_event", "trace_fields")
 
 # `session_id` is last: it is the trace's, known only to the store at write time

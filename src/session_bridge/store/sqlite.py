@@ -508,7 +508,7 @@ class SqliteStore(SqlReads):
 
 def _export_hold(conn: sqlite3.Connection) -> int:
     """Retention keeps the spans above this rowid: those an exporter has not delivered yet
-    (its cursor, `export/sqlite_log.py`), and the newest span, so that rowids, the export
+    (its cursor, `store/sqlite_export_log.py`), and the newest span, so that rowids, the export
     log's positions, are never reused."""
     (newest,) = conn.execute("SELECT max(rowid) FROM spans").fetchone()
     hold = int(newest or 0) - 1
