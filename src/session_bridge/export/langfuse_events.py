@@ -3,7 +3,8 @@
 Per trace a `trace-create` (name, session, user, environment, release, version, tags,
 metadata, and the root's input/output when the root is among the entries), per span a
 `generation-create` (LLM calls), `event-create` (`langfuse.observation.type: event`) or
-`span-create`. Field sources are Langfuse's (`mapping/langfuse.py`, `mapping/payloads.py`;
+`span-create`, and a `score-create` per evaluation result it carries (`export/scores.py`).
+Field sources are Langfuse's (`mapping/langfuse.py`, `mapping/payloads.py`;
 `shared/reference/langfuse.md` §1). Every event is valid against the ingestion API's
 OpenAPI schema (`IngestionEvent`).
 
@@ -27,6 +28,7 @@ from typing import Any
 
 from session_bridge.export.base import Unit
 from session_bridge.export.log import LogEntry
+from session_bridge.export.scores import response_spans, score_events
 from session_bridge.mapping.langfuse import langfuse_trace
 from session_bridge.mapping.payloads import RawSpan, decode_span, llm_details, span_io
 from session_bridge.model import EventType, SpanRecord
@@ -65,6 +67,7 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
     traces: dict[bytes, list[int]] = {}
     for index, entry in enumerate(entries):
         traces.setdefault(entry.span.trace_id, []).append(index)
+    responses = response_spans(e.span for e in entries)
     units: list[Unit] = []
     for index, entry in enumerate(entries):
         members = traces[entry.span.trace_id]
@@ -72,6 +75,9 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
             event = trace_event([entries[i] for i in members], [raws[i] for i in members])
             units.append(_unit(event, [entries[i] for i in members], max_event_bytes))
         units.append(_unit(observation_event(entry, raws[index]), [entry], max_event_bytes))
+        span = entry.span
+        for score in score_events(span, raws[index], environment(span.environment), responses):
+            units.append(_unit(score, [entry], max_event_bytes))
     return units
 
 

@@ -47,6 +47,7 @@ class Field:
     HANDOFF_TARGET: Final = 29
     GUARDRAIL_NAME: Final = 30
     STATE_KEY: Final = 31
+    RESPONSE_ID: Final = 32  # one model response: spans reporting it twice count once
 
 
 ALIASES: dict[int, tuple[str, ...]] = {
@@ -155,6 +156,7 @@ ALIASES: dict[int, tuple[str, ...]] = {
     Field.HANDOFF_TARGET: ("gen_ai.handoff.to_agent",),
     Field.GUARDRAIL_NAME: ("gen_ai.guardrail.name",),
     Field.STATE_KEY: ("state.key", "state.path"),
+    Field.RESPONSE_ID: ("gen_ai.response.id", "ai.response.id"),
 }
 
 

@@ -156,6 +156,15 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_by_exporter ON dead_letters (exporter, id);
 """,
     ),
+    Migration(
+        4,
+        "spans keep the model response they report: usage by the span tree",
+        # spans and rollups stored before keep what they were counted as; a trace written
+        # to again is recomputed by the new rule (its older spans have no response id)
+        """
+ALTER TABLE spans ADD COLUMN response_id text COLLATE "C";
+""",
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

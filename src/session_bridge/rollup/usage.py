@@ -1,0 +1,140 @@
+"""Which spans of a trace count toward usage: the span tree decides, not the span's kind.
+
+A span carries usage when it is a model call or reports tokens or a cost
+(`SpanRecord.llm` is set). Within a trace, a span's usage counts if and only if no
+descendant of it carries usage: frameworks wrap model calls in agent, workflow and
+step spans that repeat their children's totals, and the innermost report is the one
+closest to the model. Spans that report the same model response (same response id)
+count once, the latest-starting one (the one nearest the wire when a client and an
+instrumentation both trace one call).
+
+The result depends only on the set of spans, never on their order: stores recompute
+a trace's usage from its stored spans when a write can change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from session_bridge.model import SpanRecord
+from session_bridge.rollup.rollup import NANO_USD, Rollup
+
+
+@dataclass(slots=True, frozen=True)
+class UsageSpan:
+    """What the rule needs of one span (of any span: the others link the tree)."""
+
+    span_id: bytes
+    parent_span_id: bytes | None
+    start_ns: int = 0
+    response_id: str | None = None
+    # the usage, for spans that carry it (None: the span carries none)
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+
+    @property
+    def carries_usage(self) -> bool:
+        return self.input_tokens is not None
+
+
+def usage_span(record: SpanRecord) -> UsageSpan:
+    llm = record.llm
+    if llm is None:
+        return UsageSpan(record.span_id, record.parent_span_id)
+    return UsageSpan(
+        record.span_id,
+        record.parent_span_id,
+        record.start_ns,
+        record.response_id,
+        llm.provider,
+        llm.model,
+        llm.input_tokens,
+        llm.output_tokens,
+        llm.cache_read_tokens,
+        llm.cache_creation_tokens,
+        llm.reasoning_tokens,
+        record.cost_usd,
+    )
+
+
+def counted_spans(spans: Iterable[UsageSpan]) -> list[UsageSpan]:
+    """The spans of one trace whose usage counts (each span id once)."""
+    parent_of: dict[bytes, bytes | None] = {}
+    carriers: dict[bytes, UsageSpan] = {}
+    for span in spans:
+        parent_of.setdefault(span.span_id, span.parent_span_id)
+        if span.carries_usage and span.span_id not in carriers:
+            carriers[span.span_id] = span
+    if len(carriers) <= 1:
+        return list(carriers.values())
+    # every ancestor of a carrier has usage below it; a walk stops where an earlier
+    # walk passed (its ancestors are marked already) or at a span not (yet) stored
+    covered: set[bytes] = set()
+    for span_id in carriers:
+        parent = parent_of.get(span_id)
+        while parent is not None and parent not in covered and parent != span_id:
+            covered.add(parent)
+            parent = parent_of.get(parent)
+    by_response: dict[str, UsageSpan] = {}
+    out: list[UsageSpan] = []
+    for span_id, span in carriers.items():
+        if span_id in covered:
+            continue
+        response = span.response_id
+        if not response:
+            out.append(span)
+            continue
+        kept = by_response.get(response)
+        if kept is None or (span.start_ns, kept.span_id) > (kept.start_ns, span_id):
+            by_response[response] = span
+    out += by_response.values()
+    return out
+
+
+def usage_rollup(spans: Iterable[UsageSpan]) -> Rollup:
+    """The usage columns of a trace (the others stay empty): its counted spans, summed."""
+    return sum_usage(counted_spans(spans))
+
+
+def sum_usage(counted: Sequence[UsageSpan]) -> Rollup:
+    rollup = Rollup()
+    models: set[str] = set()
+    providers: set[str] = set()
+    for span in counted:
+        rollup.request_count += 1
+        rollup.input_tokens += span.input_tokens or 0
+        rollup.output_tokens += span.output_tokens
+        rollup.cache_read_tokens += span.cache_read_tokens
+        rollup.cache_creation_tokens += span.cache_creation_tokens
+        rollup.reasoning_tokens += span.reasoning_tokens
+        if span.cost_usd is None:
+            rollup.unpriced_count += 1
+        else:
+            rollup.cost_nano_usd += round(span.cost_usd * NANO_USD)
+        if span.model:
+            models.add(span.model)
+        if span.provider:
+            providers.add(span.provider)
+    rollup.models = frozenset(models)
+    rollup.providers = frozenset(providers)
+    return rollup
+
+
+def counted_records(records: Iterable[SpanRecord]) -> set[tuple[bytes, bytes]]:
+    """(trace_id, span_id) of the records whose usage counts, trace by trace: the rule
+    applied to spans read back (a session's spans, for its per-call breakdowns)."""
+    by_trace: dict[bytes, list[UsageSpan]] = {}
+    for record in records:
+        by_trace.setdefault(record.trace_id, []).append(usage_span(record))
+    return {
+        (trace_id, span.span_id)
+        for trace_id, spans in by_trace.items()
+        for span in counted_spans(spans)
+    }
