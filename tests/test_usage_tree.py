@@ -10,7 +10,9 @@ of the rule over all the spans.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,17 +20,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from session_bridge.model import EventType, LlmUsage, SpanRecord
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.rollup.rollup import NANO_USD, USAGE_COLUMNS, Rollup
 from session_bridge.rollup.usage import counted_records
+from session_bridge.store import pg_schema
+from session_bridge.store import sqlite as sqlite_layout
 from session_bridge.store.base import NeedsRecords, SessionQuery, Store, WriteBatch, WriteResult
-from session_bridge.store.postgres import PostgresSettings, PostgresStore
+from session_bridge.store.postgres import PostgresSettings, PostgresStore, migrate_schema
 from session_bridge.store.sqlite import SqliteStore, batch_tables, trace_rows
+from tests import pg
 
 MODELS = ("wrapper-model", "m1", "m2")
 _SETS = {"models", "providers"}
@@ -285,3 +292,101 @@ def test_a_wrapper_counts_until_its_children_arrive(tmp_path: Path) -> None:
         assert row.rollup.models == {"m1", "m2"}
     finally:
         store.close()
+
+
+# -- stores of the previous layout -------------------------------------------------------
+
+_WRAPPER_THEN_CALL = [
+    [
+        Draft(None, (100, 10, 0, 0, 0), 0, None, None, 0, True),  # an agent run, with usage
+        Draft(0, (70, 7, 5, 0, 0), 1, "r1", 2, 0, False),  # the call inside it, later
+    ]
+]
+
+
+def _copy_tables(conn: sqlite3.Connection, source: Path) -> None:
+    conn.execute("ATTACH ? AS written", (str(source),))
+    for table in ("resources", "spans", "traces", "sessions"):
+        names = ", ".join(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+        conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM written.{table}")
+    conn.execute("DETACH written")
+
+
+def _after_the_call_arrives(store: Store) -> None:
+    wrapper, call = _records(_WRAPPER_THEN_CALL)
+    before = store.get_session("default", "s0")
+    assert before is not None and (before.rollup.request_count, before.rollup.input_tokens) == (
+        1,
+        100,
+    )
+    _write(store, "default", [call], shipped=False)
+    after = store.get_session("default", "s0")
+    assert after is not None
+    assert _usage(after.rollup) == _usage(_direct([wrapper, call])[0]["s0"])
+    assert after.rollup.input_tokens == 70 and after.rollup.models == {"m1"}
+
+
+def test_a_sqlite_database_of_schema_5_is_migrated_and_recounted_when_written(
+    tmp_path: Path,
+) -> None:
+    """Spans stored by the previous layout (no response ids) are read by the rule when
+    their trace is written to again."""
+    written = tmp_path / "written.db"
+    store = SqliteStore(written)
+    wrapper, _ = _records(_WRAPPER_THEN_CALL)
+    _write(store, "default", [wrapper], shipped=False)
+    store.close()
+    old = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old, isolation_level=None)) as conn:
+        conn.executescript(sqlite_layout._SCHEMA_V4)
+        conn.executescript(sqlite_layout._UPGRADES[4])
+        _copy_tables(conn, written)
+        conn.execute("PRAGMA user_version = 5")
+    migrated = SqliteStore(old)
+    try:
+        with contextlib.closing(sqlite3.connect(old)) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+            assert conn.execute("SELECT response_id FROM spans").fetchall() == [(None,)]
+        _after_the_call_arrives(migrated)
+    finally:
+        migrated.close()
+
+
+def test_a_postgres_schema_of_migration_3_is_migrated_and_recounted_when_written(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written, old = pg.new_schema_name(), pg.new_schema_name()
+    try:
+        store = PostgresStore(PostgresSettings(pg_dsn, written))
+        wrapper, _ = _records(_WRAPPER_THEN_CALL)
+        _write(store, "default", [wrapper], shipped=False)
+        store.close()
+        with monkeypatch.context() as previous_release:
+            previous_release.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:3])
+            previous_release.setattr(pg_schema, "LATEST", 3)
+            assert migrate_schema(PostgresSettings(pg_dsn, old)) == [1, 2, 3]
+        with psycopg.connect(pg_dsn) as conn:
+            for table in ("resources", "spans", "traces", "sessions"):
+                names = sql.SQL(", ").join(
+                    sql.Identifier(str(name))
+                    for (name,) in conn.execute(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                        (old, table),
+                    )
+                )
+                conn.execute(
+                    sql.SQL("INSERT INTO {}.{} ({}) SELECT {} FROM {}.{}").format(
+                        sql.Identifier(old), sql.Identifier(table), names, names,
+                        sql.Identifier(written), sql.Identifier(table),
+                    )
+                )  # fmt: skip
+        migrated = PostgresStore(PostgresSettings(pg_dsn, old))
+        try:
+            assert migrated.applied_migrations == [4]
+            _after_the_call_arrives(migrated)
+        finally:
+            migrated.close()
+    finally:
+        pg.drop_schema(pg_dsn, written)
+        pg.drop_schema(pg_dsn, old)

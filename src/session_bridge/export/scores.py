@@ -57,8 +57,9 @@ def score_event(
     }  # fmt: skip
     body: dict[str, Any] = {
         "id": score_id,
+        # the trace's (hence the session's) observation: a score given a session id too
+        # would be a score of the whole session
         "traceId": trace,
-        "sessionId": span.session_id,
         "observationId": observation.hex(),
         "name": found.name,
         "value": found.score if found.score is not None else found.label,
