@@ -406,3 +406,10 @@ def test_agent_framework_usage_is_what_the_model_served(
     usage = _replay(bridge, capture)["genai_usage"]
     wanted = {k: v for k, v in served.items() if k not in AGENT_RUNS[capture].unreported}
     assert {k: usage[_USAGE_KEYS[k]] for k in wanted} == wanted
+    # the per-call breakdown follows the same rule: one entry per call the model served
+    metrics = bridge.client.get("/api/projects/default/sessions/sess-1234/metrics").json()
+    calls = metrics["llmCalls"]
+    assert len(calls) == served["requests"]
+    assert sum(c["inputTokens"] for c in calls) == served["input_tokens"]
+    assert sum(c["outputTokens"] for c in calls) == served["output_tokens"]
+    assert metrics["tokens"]["input"] == served["input_tokens"]
