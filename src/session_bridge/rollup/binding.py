@@ -28,7 +28,7 @@ from session_bridge.rollup.rollup import (
     usage_change,
     with_usage,
 )
-from session_bridge.rollup.usage import sum_usage, usage_rollup, usage_span
+from session_bridge.rollup.usage import records_usage
 
 
 @dataclass(slots=True)
@@ -77,7 +77,7 @@ def fold_by_trace(records: Iterable[SpanRecord]) -> dict[bytes, TraceDelta]:
     """Per trace, the merged contribution of `records` (each span once)."""
     deltas: dict[bytes, TraceDelta] = {}
     spans: dict[bytes, list[SpanRecord]] = {}
-    carriers: dict[bytes, int] = {}
+    carriers: set[bytes] = set()  # traces with a span that carries usage
     seen: set[tuple[bytes, bytes]] = set()
     for record in records:
         trace_id = record.trace_id
@@ -95,14 +95,9 @@ def fold_by_trace(records: Iterable[SpanRecord]) -> dict[bytes, TraceDelta]:
                 delta.session_id = record.session_id
         add_span(delta.rollup, record)
         if record.llm is not None:
-            carriers[trace_id] = carriers.get(trace_id, 0) + 1
-    for trace_id, count in carriers.items():
-        of_trace = spans[trace_id]
-        if count == 1:  # one span with usage: it counts, whatever the tree
-            usage = sum_usage([usage_span(r) for r in of_trace if r.llm is not None])
-        else:
-            usage = usage_rollup(usage_span(r) for r in of_trace)
-        set_usage(deltas[trace_id].rollup, usage)
+            carriers.add(trace_id)
+    for trace_id in carriers:
+        set_usage(deltas[trace_id].rollup, records_usage(spans[trace_id]))
     return deltas
 
 

@@ -14,14 +14,26 @@ a trace's usage from its stored spans when a write can change it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from session_bridge.model import SpanRecord
 from session_bridge.rollup.rollup import NANO_USD, Rollup
 
+P = TypeVar("P", bound="Placed")
 
-@dataclass(slots=True, frozen=True)
+
+class Placed(Protocol):
+    """Where a span sits, and the response it reports (`SpanRecord` and `UsageSpan`)."""
+
+    span_id: bytes
+    parent_span_id: bytes | None
+    start_ns: int
+    response_id: str | None
+
+
+@dataclass(slots=True)
 class UsageSpan:
     """What the rule needs of one span (of any span: the others link the tree)."""
 
@@ -70,8 +82,14 @@ def counted_spans(spans: Iterable[UsageSpan]) -> list[UsageSpan]:
     carriers: dict[bytes, UsageSpan] = {}
     for span in spans:
         parent_of.setdefault(span.span_id, span.parent_span_id)
-        if span.carries_usage and span.span_id not in carriers:
-            carriers[span.span_id] = span
+        if span.carries_usage:
+            carriers.setdefault(span.span_id, span)
+    return counted(parent_of, carriers)
+
+
+def counted(parent_of: Mapping[bytes, bytes | None], carriers: Mapping[bytes, P]) -> list[P]:
+    """Of `carriers` (span id -> a span that carries usage), those whose usage counts;
+    `parent_of` links every span of the trace (carriers too) to its parent."""
     if len(carriers) <= 1:
         return list(carriers.values())
     # every ancestor of a carrier has usage below it; a walk stops where an earlier
@@ -82,8 +100,8 @@ def counted_spans(spans: Iterable[UsageSpan]) -> list[UsageSpan]:
         while parent is not None and parent not in covered and parent != span_id:
             covered.add(parent)
             parent = parent_of.get(parent)
-    by_response: dict[str, UsageSpan] = {}
-    out: list[UsageSpan] = []
+    by_response: dict[str, P] = {}
+    out: list[P] = []
     for span_id, span in carriers.items():
         if span_id in covered:
             continue
@@ -98,6 +116,15 @@ def counted_spans(spans: Iterable[UsageSpan]) -> list[UsageSpan]:
     return out
 
 
+def records_usage(records: Sequence[SpanRecord]) -> Rollup:
+    """The usage of a trace of which `records` are all the spans (each once)."""
+    carriers = {r.span_id: r for r in records if r.llm is not None}
+    if len(carriers) > 1:
+        parent_of = {r.span_id: r.parent_span_id for r in records}
+        return sum_usage([usage_span(r) for r in counted(parent_of, carriers)])
+    return sum_usage([usage_span(r) for r in carriers.values()])
+
+
 def usage_rollup(spans: Iterable[UsageSpan]) -> Rollup:
     """The usage columns of a trace (the others stay empty): its counted spans, summed."""
     return sum_usage(counted_spans(spans))
@@ -110,10 +137,10 @@ def sum_usage(counted: Sequence[UsageSpan]) -> Rollup:
     for span in counted:
         rollup.request_count += 1
         rollup.input_tokens += span.input_tokens or 0
-        rollup.output_tokens += span.output_tokens
-        rollup.cache_read_tokens += span.cache_read_tokens
-        rollup.cache_creation_tokens += span.cache_creation_tokens
-        rollup.reasoning_tokens += span.reasoning_tokens
+        rollup.output_tokens += span.output_tokens or 0
+        rollup.cache_read_tokens += span.cache_read_tokens or 0
+        rollup.cache_creation_tokens += span.cache_creation_tokens or 0
+        rollup.reasoning_tokens += span.reasoning_tokens or 0
         if span.cost_usd is None:
             rollup.unpriced_count += 1
         else:
@@ -130,11 +157,14 @@ def sum_usage(counted: Sequence[UsageSpan]) -> Rollup:
 def counted_records(records: Iterable[SpanRecord]) -> set[tuple[bytes, bytes]]:
     """(trace_id, span_id) of the records whose usage counts, trace by trace: the rule
     applied to spans read back (a session's spans, for its per-call breakdowns)."""
-    by_trace: dict[bytes, list[UsageSpan]] = {}
-    for record in records:
-        by_trace.setdefault(record.trace_id, []).append(usage_span(record))
+    parents: dict[bytes, dict[bytes, bytes | None]] = {}
+    carriers: dict[bytes, dict[bytes, SpanRecord]] = {}
+    for r in records:
+        parents.setdefault(r.trace_id, {}).setdefault(r.span_id, r.parent_span_id)
+        if r.llm is not None:
+            carriers.setdefault(r.trace_id, {}).setdefault(r.span_id, r)
     return {
         (trace_id, span.span_id)
-        for trace_id, spans in by_trace.items()
-        for span in counted_spans(spans)
+        for trace_id, of_trace in carriers.items()
+        for span in counted(parents[trace_id], of_trace)
     }

@@ -204,9 +204,15 @@ _INSERT_NEW_TRACES = (
     " WHERE NOT EXISTS"
     " (SELECT 1 FROM main.traces t WHERE t.project_id = ?1 AND t.trace_id = b.trace_id)"
 )
+# response_id was added after otlp_span (schema 6): reaching it reads past the raw span,
+# so it is read only for spans that carry usage (the only ones the rule asks it of)
 _USAGE_SPANS = (
-    f"SELECT {', '.join(columns.USAGE_SPAN_COLUMNS)} FROM spans"
-    " WHERE trace_no = ? AND project_id = ?"
+    "SELECT "
+    + ", ".join(
+        "CASE WHEN input_tokens IS NOT NULL THEN response_id END" if n == "response_id" else n
+        for n in columns.USAGE_SPAN_COLUMNS
+    )
+    + " FROM spans WHERE trace_no = ? AND project_id = ?"
 )
 _SET_TRACE_USAGE = (
     f"UPDATE traces SET {', '.join(n + ' = ?' for n in columns.USAGE_COLUMN_NAMES)}"
