@@ -245,8 +245,6 @@ class AgentRun:
     handoffs: tuple[tuple[str, str], ...] = ()
     # usage the library never reports (the served truth has it, no span does)
     unreported: frozenset[str] = frozenset()
-    # why the usage read back still differs from what was served, if it does
-    usage_wrong: str | None = None
 
 
 GPT = ("gpt-4o-mini-2024-07-18",)
@@ -313,8 +311,7 @@ AGENT_RUNS = {
         (("Weather researcher", PARIS, WEATHER),),
     ),
     # ADK emits no user and no tool arguments; each model call is ADK's generate_content
-    # span with the Anthropic SDK's own span inside (the streamed one: usage on the inner
-    # span only)
+    # span with the Anthropic SDK's own span inside, both with usage: the inner one counts
     "google_adk": AgentRun(
         None,
         ANTHROPIC,
@@ -387,15 +384,7 @@ def test_agent_framework_capture_maps_to_its_session(bridge: RunningBridge, capt
     ] == list(expected.handoffs)
 
 
-def _usage_cases() -> list[Any]:
-    cases = []
-    for capture, run in sorted(AGENT_RUNS.items()):
-        marks = [pytest.mark.xfail(strict=True, reason=run.usage_wrong)] if run.usage_wrong else []
-        cases.append(pytest.param(capture, marks=marks, id=capture))
-    return cases
-
-
-@pytest.mark.parametrize("capture", _usage_cases())
+@pytest.mark.parametrize("capture", sorted(AGENT_RUNS))
 def test_agent_framework_usage_is_what_the_model_served(
     bridge: RunningBridge, capture: str
 ) -> None:

@@ -11,6 +11,7 @@ of the rule over all the spans.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from session_bridge.mapping.mapper import map_request
 from session_bridge.model import EventType, LlmUsage, SpanRecord
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.rollup.rollup import NANO_USD, USAGE_COLUMNS, Rollup
@@ -36,6 +38,7 @@ from session_bridge.store.base import NeedsRecords, SessionQuery, Store, WriteBa
 from session_bridge.store.postgres import PostgresSettings, PostgresStore, migrate_schema
 from session_bridge.store.sqlite import SqliteStore, batch_tables, trace_rows
 from tests import pg
+from tests.otlp_builders import T0, proto_request, proto_span
 
 MODELS = ("wrapper-model", "m1", "m2")
 _SETS = {"models", "providers"}
@@ -390,3 +393,47 @@ def test_a_postgres_schema_of_migration_3_is_migrated_and_recounted_when_written
     finally:
         pg.drop_schema(pg_dsn, written)
         pg.drop_schema(pg_dsn, old)
+
+
+def test_usage_is_read_from_any_span_and_counted_once_per_call(tmp_path: Path) -> None:
+    """A span with tokens but no operation counts; a wrapper with a model and its
+    children's total (no agent keyword) does not count on top of them; a call traced by
+    the client and by an instrumentation (one response id) counts once."""
+    trace, wrapper, inner, twin, lone = (
+        os.urandom(16), os.urandom(8), os.urandom(8), os.urandom(8), os.urandom(8)
+    )  # fmt: skip
+    usage = {"gen_ai.usage.input_tokens": 30, "gen_ai.usage.output_tokens": 3}
+    spans = [
+        proto_span(trace, lone, "work", {"session.id": "s", "gen_ai.usage.input_tokens": 7}),
+        proto_span(
+            trace,
+            wrapper,
+            "step",
+            {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 60},
+        ),
+        proto_span(
+            trace,
+            inner,
+            "chat",
+            {"gen_ai.operation.name": "chat", "gen_ai.response.id": "r", **usage},
+            parent=wrapper,
+        ),
+        proto_span(
+            trace,
+            twin,
+            "anthropic.chat",
+            {"gen_ai.operation.name": "chat", "gen_ai.response.id": "r", **usage},
+            parent=wrapper,
+            start=T0 - 1,  # the outer of the two: the inner one (started last) is kept
+        ),
+    ]
+    store = SqliteStore(tmp_path / "bridge.db")
+    try:
+        for span in spans:  # one request each, in an order that needs recounting
+            mapped = map_request(proto_request([span]))
+            _write(store, "default", mapped.records, shipped=False)
+        session = store.get_session("default", "s")
+        assert session is not None
+        assert (session.rollup.request_count, session.rollup.input_tokens) == (2, 7 + 30)
+    finally:
+        store.close()
