@@ -23,12 +23,11 @@ from session_bridge.rollup.rollup import (
     add_span,
     merge,
     rollup_values,
-    set_usage,
     shrinks,
     usage_change,
     with_usage,
 )
-from session_bridge.rollup.usage import records_usage
+from session_bridge.rollup.usage import add_records_usage
 
 
 @dataclass(slots=True)
@@ -77,7 +76,7 @@ def fold_by_trace(records: Iterable[SpanRecord]) -> dict[bytes, TraceDelta]:
     """Per trace, the merged contribution of `records` (each span once)."""
     deltas: dict[bytes, TraceDelta] = {}
     spans: dict[bytes, list[SpanRecord]] = {}
-    carriers: set[bytes] = set()  # traces with a span that carries usage
+    carriers: dict[bytes, list[SpanRecord]] = {}  # per trace, its spans that carry usage
     seen: set[tuple[bytes, bytes]] = set()
     for record in records:
         trace_id = record.trace_id
@@ -95,9 +94,13 @@ def fold_by_trace(records: Iterable[SpanRecord]) -> dict[bytes, TraceDelta]:
                 delta.session_id = record.session_id
         add_span(delta.rollup, record)
         if record.llm is not None:
-            carriers.add(trace_id)
-    for trace_id in carriers:
-        set_usage(deltas[trace_id].rollup, records_usage(spans[trace_id]))
+            found = carriers.get(trace_id)
+            if found is None:
+                carriers[trace_id] = [record]
+            else:
+                found.append(record)
+    for trace_id, of_trace in carriers.items():  # (a delta's usage columns are empty so far)
+        add_records_usage(deltas[trace_id].rollup, spans[trace_id], of_trace)
     return deltas
 
 

@@ -116,13 +116,35 @@ def counted(parent_of: Mapping[bytes, bytes | None], carriers: Mapping[bytes, P]
     return out
 
 
-def records_usage(records: Sequence[SpanRecord]) -> Rollup:
-    """The usage of a trace of which `records` are all the spans (each once)."""
-    carriers = {r.span_id: r for r in records if r.llm is not None}
+def add_records_usage(
+    rollup: Rollup, records: Sequence[SpanRecord], carriers: Sequence[SpanRecord]
+) -> None:
+    """Add to `rollup` (in place) the usage of a trace of which `records` are all the
+    spans (each once) and `carriers` those that carry usage."""
     if len(carriers) > 1:
         parent_of = {r.span_id: r.parent_span_id for r in records}
-        return sum_usage([usage_span(r) for r in counted(parent_of, carriers)])
-    return sum_usage([usage_span(r) for r in carriers.values()])
+        carriers = counted(parent_of, {r.span_id: r for r in carriers})
+    models: set[str] = set()
+    providers: set[str] = set()
+    for record in carriers:
+        llm = record.llm
+        assert llm is not None  # a carrier
+        rollup.request_count += 1
+        rollup.input_tokens += llm.input_tokens
+        rollup.output_tokens += llm.output_tokens
+        rollup.cache_read_tokens += llm.cache_read_tokens
+        rollup.cache_creation_tokens += llm.cache_creation_tokens
+        rollup.reasoning_tokens += llm.reasoning_tokens
+        if record.cost_usd is None:
+            rollup.unpriced_count += 1
+        else:
+            rollup.cost_nano_usd += round(record.cost_usd * NANO_USD)
+        if llm.model:
+            models.add(llm.model)
+        if llm.provider:
+            providers.add(llm.provider)
+    rollup.models = rollup.models | models
+    rollup.providers = rollup.providers | providers
 
 
 def usage_rollup(spans: Iterable[UsageSpan]) -> Rollup:
