@@ -269,32 +269,44 @@ def pg_replicas(pg_dsn: str, pg_schema: str) -> Iterator[list[PostgresStore]]:
         store.close()
 
 
-def test_a_wrapper_counts_until_its_children_arrive(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    store: Store
+    if request.param == "postgres":
+        dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+        store = PostgresStore(PostgresSettings(dsn, schema))
+    else:
+        store = SqliteStore(tmp_path / "bridge.db")
+    yield store
+    store.close()
+
+
+def test_a_wrapper_counts_until_its_children_arrive(any_store: Store) -> None:
     """A wrapper span first counts alone; when the calls inside it arrive, they count
     instead (its model leaves the session), and a later duplicate of a call changes
     nothing."""
-    store = SqliteStore(tmp_path / "bridge.db")
-    try:
-        drawn = [
-            [
-                Draft(None, (100, 10, 0, 0, 0), 0, None, None, 0, True),  # the agent run
-                Draft(0, (60, 4, 0, 0, 0), 1, "r1", 1, 0, False),
-                Draft(0, (40, 6, 0, 0, 0), 2, "r2", None, 0, False),
-            ]
+    store = any_store
+    drawn = [
+        [
+            Draft(None, (100, 10, 0, 0, 0), 0, None, None, 0, True),  # the agent run
+            Draft(0, (60, 4, 0, 0, 0), 1, "r1", 1, 0, False),
+            Draft(0, (40, 6, 0, 0, 0), 2, "r2", None, 0, False),
         ]
-        wrapper, first, second = _records(drawn)
-        _write(store, "default", [wrapper], shipped=False)
-        (row,) = store.list_sessions(SessionQuery("default", page_size=10))
-        assert (row.rollup.request_count, row.rollup.input_tokens) == (1, 100)
-        assert row.rollup.models == {"wrapper-model"}
-        _write(store, "default", [first, second], shipped=True)
-        _write(store, "default", [first], shipped=True)
-        (row,) = store.list_sessions(SessionQuery("default", page_size=10))
-        assert (row.rollup.request_count, row.rollup.input_tokens) == (2, 100)
-        assert (row.rollup.output_tokens, row.rollup.unpriced_count) == (10, 1)
-        assert row.rollup.models == {"m1", "m2"}
-    finally:
-        store.close()
+    ]
+    wrapper, first, second = _records(drawn)
+    _write(store, "default", [wrapper], shipped=False)
+    (row,) = store.list_sessions(SessionQuery("default", page_size=10))
+    assert (row.rollup.request_count, row.rollup.input_tokens) == (1, 100)
+    assert row.rollup.models == {"wrapper-model"}
+    shipped = not store.needs_records
+    _write(store, "default", [first, second], shipped=shipped)
+    _write(store, "default", [first], shipped=shipped)
+    (row,) = store.list_sessions(SessionQuery("default", page_size=10))
+    assert (row.rollup.request_count, row.rollup.input_tokens) == (2, 100)
+    assert (row.rollup.output_tokens, row.rollup.unpriced_count) == (10, 1)
+    assert row.rollup.models == {"m1", "m2"}
+    (trace,) = store.session_traces("default", row.session_id)
+    assert _usage(trace.rollup) == _usage(row.rollup)
 
 
 # -- stores of the previous layout -------------------------------------------------------
