@@ -47,6 +47,8 @@ _TOKEN_FIELDS = frozenset(
         Field.REASONING_TOKENS,
     )
 )
+# a span with any of these reports usage, whatever its kind
+_USAGE_FIELDS = _TOKEN_FIELDS | {Field.COST, Field.COST_DETAILS, Field.USAGE_DETAILS}
 
 
 @dataclass(slots=True)
@@ -240,7 +242,11 @@ def _record(
     event_type = classify(values, name=name, is_root=parent is None, is_error=is_error)
     start = span.start_time_unix_nano or span.end_time_unix_nano or now
     end = span.end_time_unix_nano or start
-    llm = _llm_usage(values) if event_type is EventType.LLM_CALL else None
+    llm = (
+        _llm_usage(values)
+        if event_type is EventType.LLM_CALL or not _USAGE_FIELDS.isdisjoint(values)
+        else None
+    )
     get = values.get
     return SpanRecord(
         trace_id=trace_id,
@@ -264,6 +270,7 @@ def _record(
         cost_usd=llm.reported_cost_usd if llm is not None else None,
         scope_name=scope_name,
         otlp_span=span.SerializeToString(),
+        response_id=text_value(get(Field.RESPONSE_ID)) if llm is not None else None,
     )
 
 
