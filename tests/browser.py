@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -57,11 +58,26 @@ def chromium() -> Iterator[webdriver.Chrome]:
 
 def wait_for(driver: webdriver.Chrome, condition: Callable[[webdriver.Chrome], Any]) -> Any:
     """The first truthy value of `condition` (JavaScript errors surface as failures)."""
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(condition)
+    return WebDriverWait(
+        driver,
+        WAIT_S,
+        poll_frequency=0.05,
+        # the page redraws: an element may go between finding it and reading it
+        ignored_exceptions=(StaleElementReferenceException, NoSuchElementException),
+    ).until(condition)
 
 
-def texts(driver: webdriver.Chrome, selector: str) -> list[str]:
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
+def texts(where: webdriver.Chrome | WebElement, selector: str) -> list[str]:
+    """The rendered text of each match, read in one step (the page may redraw between two)."""
+    driver = where.parent if isinstance(where, WebElement) else where
+    root = where if isinstance(where, WebElement) else None
+    found: list[str] = driver.execute_script(
+        "const root = arguments[0] || document;"
+        "return [...root.querySelectorAll(arguments[1])].map((e) => e.innerText.trim());",
+        root,
+        selector,
+    )
+    return found
 
 
 def one(driver: webdriver.Chrome, selector: str) -> WebElement:

@@ -94,7 +94,6 @@ function valueNode(value) {
 
 const FILTERS = ["q", "user", "env", "service", "model", "provider", "state", "errors", "from", "to",
   "cmin", "cmax", "imin", "imax", "omin", "omax"];
-const PAGE_SIZES = [25, 50, 100];
 let state = readUrl();
 let trail = []; // the `after` anchors of the pages before this one (Previous)
 
@@ -112,7 +111,7 @@ function readUrl(search = location.search) {
     asc: p.get("asc") === "1",
     after: p.get("after"),
     at: Math.max(Number(p.get("at")) || 0, 0),
-    size: PAGE_SIZES.includes(size) ? size : 50,
+    size: Number.isInteger(size) && size >= 1 && size <= 1000 ? size : 50,
     filters,
     user: p.get("u"),
     from: p.get("ufrom"), to: p.get("uto"),
@@ -300,8 +299,8 @@ function searchFilters(f) {
   if (f.provider) member("providers_used", f.provider);
   if (f.state) filters.push({ type: "text", column_id: "state", operator: "eq", value: f.state });
   if (f.errors) filters.push({ type: "boolean", column_id: "has_errors", operator: "eq", value: f.errors === "yes" });
-  if (f.from) filters.push({ type: "date", column_id: "created_at", operator: "gte", value: f.from + "Z" });
-  if (f.to) filters.push({ type: "date", column_id: "created_at", operator: "lte", value: f.to + "Z" });
+  if (f.from) filters.push({ type: "date", column_id: "created_at", operator: "gte", value: utc(f.from) });
+  if (f.to) filters.push({ type: "date", column_id: "created_at", operator: "lte", value: utc(f.to) });
   if (f.cmin) number("estimated_cost_usd", "gte", f.cmin);
   if (f.cmax) number("estimated_cost_usd", "lte", f.cmax);
   if (f.imin) number("total_input_tokens", "gte", f.imin);
@@ -318,6 +317,9 @@ function searchFilters(f) {
   return request;
 }
 
+// a datetime-local value (no seconds when they are zero) as an ISO time in UTC
+const utc = (local) => (/T\d\d:\d\d$/.test(local) ? local + ":00" : local) + "Z";
+
 function search(body) {
   return api(`/v2/projects/${projectPath()}/sessions/search`, { method: "POST", body: JSON.stringify(body), what: `Project “${state.project}”` });
 }
@@ -332,8 +334,12 @@ async function loadSessions() {
     sort: { column_id: state.sort, ascending: state.asc },
   };
   if (state.after) body.previous_last_row_id = state.after;
+  const asked = renderCount;
   const page = await search(body);
-  lastPage = page;
+  if (asked !== renderCount) return; // a later render asked since: its answer wins
+  const signature = JSON.stringify([body, page]);
+  if (lastPage && lastPage.signature === signature) return; // a refresh that found nothing new
+  lastPage = { ...page, signature };
   const tbody = $("sessions").tBodies[0];
   const focused = document.activeElement && document.activeElement.closest("tr") ? document.activeElement.closest("tr").dataset.id : null;
   tbody.replaceChildren();
@@ -369,7 +375,9 @@ function fillFilterForm() {
     const input = $("f-" + name);
     if (input) input.value = state.filters[name] || "";
   }
-  $("page-size").value = String(state.size);
+  const sizes = $("page-size");
+  if (![...sizes.options].some((o) => o.value === String(state.size))) sizes.append(el("option", String(state.size)));
+  sizes.value = String(state.size);
 }
 
 $("filters").addEventListener("submit", (event) => {
@@ -414,7 +422,9 @@ let shown = null; // the session on screen: its /spans answer and a signature fo
 
 async function loadSession(quiet = false) {
   const id = state.session;
+  const asked = renderCount;
   const data = await api(`/api/projects/${projectPath()}/sessions/${encodeURIComponent(id)}/spans`, { what: `Session “${id}”` });
+  if (asked !== renderCount) return;
   const signature = `${data.session.end_time}|${data.session.span_count}|${data.session.state}`;
   if (quiet && shown && shown.data.sessionId === id && shown.signature === signature) return;
   shown = { data, signature, byId: new Map() };
@@ -615,7 +625,8 @@ function renderSpan(span, trace) {
   const head = el("h3", span.name, "span-title");
   aside.append(head);
   const badges = el("p");
-  badges.append(pill(TYPE_LABELS[span.type] || span.type, "t-" + span.type), " ", pill(span.status, span.status === "error" ? "bad" : ""));
+  badges.append(pill(TYPE_LABELS[span.type] || span.type, "t-" + span.type));
+  if (span.status !== "unset") badges.append(" ", pill(span.status, span.status === "error" ? "bad" : ""));
   aside.append(badges);
   const dl = el("dl", undefined, "facts");
   fact(dl, "Span id", idWithCopy(span.spanId, "span id"));
@@ -822,8 +833,8 @@ function table(headers, rows, className = "compact") {
 
 function usageQuery(from, to, user) {
   const p = new URLSearchParams();
-  if (from) p.set("from", from);
-  if (to) p.set("to", to);
+  if (from) p.set("from", utc(from));
+  if (to) p.set("to", utc(to));
   if (user) p.set("user.id", user);
   const query = p.toString();
   return `/api/projects/${projectPath()}/usage${query ? "?" + query : ""}`;
@@ -935,9 +946,10 @@ $("o-all").addEventListener("click", () => go({ ofrom: null, oto: null }));
 // Views, refresh and start
 
 const VIEWS = { sessions: "view-sessions", session: "view-session", users: "view-users", overview: "view-overview" };
-let rendering = null;
+let renderCount = 0;
 
 async function render(quiet = false) {
+  renderCount += 1;
   for (const [view, id] of Object.entries(VIEWS)) $(id).hidden = view !== state.view;
   for (const a of document.querySelectorAll("nav a")) {
     const current = a.dataset.view === state.view || (a.dataset.view === "sessions" && state.view === "session");
@@ -949,8 +961,10 @@ async function render(quiet = false) {
   const run = (async () => {
     try {
       if (state.view === "sessions") {
-        buildHeader();
-        fillFilterForm();
+        if (!quiet) { // a refresh leaves alone what the person is typing
+          buildHeader();
+          fillFilterForm();
+        }
         await loadSessions();
         loadFacets().catch(() => {});
       } else if (state.view === "session") {
@@ -961,12 +975,12 @@ async function render(quiet = false) {
         await loadOverview();
       }
       clearProblem();
-      document.body.dataset.ready = state.view;
     } catch (err) {
       if (!quiet || !(err instanceof ApiError && err.status === 0)) showProblem(err);
+    } finally {
+      document.body.dataset.ready = state.view; // for whoever waits on the page: done
     }
   })();
-  rendering = run;
   return run;
 }
 
