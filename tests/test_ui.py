@@ -54,6 +54,23 @@ CHAT = scenario.Session(
                         "gen_ai.usage.cost": 0.0000105,
                     },
                 ),
+                scenario.S(
+                    "evaluate answer",
+                    {"gen_ai.operation.name": "evaluate"},
+                    1_510,
+                    1_520,
+                    events=[
+                        (
+                            "gen_ai.evaluation.result",
+                            {
+                                "gen_ai.evaluation.name": "relevance",
+                                "gen_ai.evaluation.score.value": 0.92,
+                                "gen_ai.evaluation.score.label": "relevant",
+                                "gen_ai.evaluation.explanation": "answers the question asked",
+                            },
+                        )
+                    ],
+                ),
                 scenario.tool(
                     "get_weather",
                     1_600,
@@ -463,7 +480,13 @@ def test_a_session_shows_what_was_asked_and_answered_and_what_it_cost(
         for r in browser.find_elements(By.CSS_SELECTOR, ".span-row")
     ]
     assert summary[1] == "gpt-4o-mini · 12,345 → 678 tokens · $0.0000105"
-    assert summary[2] == 'get_weather({"city":"Paris","unit":"C"}) → {"temperature":18}'
+    assert summary[2] == "relevance: 0.92"
+    assert summary[3] == 'get_weather({"city":"Paris","unit":"C"}) → {"temperature":18}'
+    # evaluation scores, where present
+    click_span(browser, "evaluate answer")
+    assert texts(browser, "#span-detail table.scores tbody td") == [
+        "relevance", "0.92", "relevant", "answers the question asked",
+    ]  # fmt: skip
     # ids copy with one click
     copy = one(browser, "#s-title button.copy")
     copy.click()

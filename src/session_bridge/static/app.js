@@ -516,6 +516,8 @@ function spanSummary(span) {
     return `${span.tool.toolName}(${args})${result}`;
   }
   if (span.error) return `${span.error.errorType || "error"}: ${span.error.message}`;
+  const scores = evaluations(span);
+  if (scores.length) return scores.map((e) => `${e.name}: ${missing(e.value) ? e.label || "?" : e.value}`).join(" · ");
   return span.agentName ? `agent ${span.agentName}` : "";
 }
 function short(value) {
@@ -665,6 +667,14 @@ function renderSpan(span, trace) {
     if (e.stack) box.append(valueNode(e.stack));
     aside.append(section("Error", box));
   }
+  const scores = evaluations(span);
+  if (scores.length) {
+    aside.append(section("Scores", table(
+      [{ label: "Evaluation" }, { label: "Score", num: true }, { label: "Label" }, { label: "Explanation" }],
+      scores.map((e) => [e.name, missing(e.value) ? "–" : String(e.value), e.label || "–", e.explanation ? valueNode(e.explanation) : "–"]),
+      "compact scores",
+    )));
+  }
   if (!missing(span.input)) aside.append(section("Input", ioNode(span.input)));
   if (!missing(span.output)) aside.append(section("Output", ioNode(span.output)));
   if (span.events.length) {
@@ -687,6 +697,17 @@ function renderSpan(span, trace) {
   const resource = el("details", undefined, "fold");
   resource.append(el("summary", `Resource (${Object.keys(span.resource).length} attributes)`), attributeTable(span.resource));
   aside.append(resource);
+}
+
+// evaluation results, as the GenAI semantic conventions record them: one span event each
+const EVALUATION_EVENT = "gen_ai.evaluation.result";
+function evaluations(span) {
+  return span.events.filter((e) => e.name === EVALUATION_EVENT).map((e) => ({
+    name: e.attributes["gen_ai.evaluation.name"] || "evaluation",
+    value: e.attributes["gen_ai.evaluation.score.value"],
+    label: e.attributes["gen_ai.evaluation.score.label"],
+    explanation: e.attributes["gen_ai.evaluation.explanation"],
+  }));
 }
 
 function attributeTable(attributes) {
