@@ -397,6 +397,25 @@ def test_a_session_shows_its_rollup_and_each_turn_as_a_span_tree(
         ("1", "Refund guard"),
         ("1", "execute_tool lookup_order"),
     ]
+    # a subtree folds (its toggle) and unfolds (→ on its row)
+    billing = next(
+        li
+        for li in browser.find_elements(By.CSS_SELECTOR, ".tree li")
+        if li.find_element(By.CSS_SELECTOR, ".name").text == "invoke_agent billing"
+    )
+    billing.find_element(By.CSS_SELECTOR, ".fold-toggle").click()
+    wait_for(
+        browser,
+        lambda d: (
+            len([r for r in d.find_elements(By.CSS_SELECTOR, ".span-row") if r.is_displayed()])
+            == 21 - 7
+        ),
+    )
+    billing.find_element(By.CSS_SELECTOR, ".span-row").send_keys(Keys.ARROW_RIGHT)
+    wait_for(
+        browser,
+        lambda d: all(r.is_displayed() for r in d.find_elements(By.CSS_SELECTOR, ".span-row")),
+    )
     # the waterfall counts from the session's start: turn 3 starts 20 s into 22 s
     bar = turns[2].find_element(By.CSS_SELECTOR, ".bar")
     left = float(str(bar.value_of_css_property("left")).removesuffix("px"))

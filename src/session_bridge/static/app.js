@@ -539,19 +539,21 @@ function treeOrder(spans) {
   }
   const out = [];
   const seen = new Set();
-  const walk = (span, depth) => {
+  const walk = (span, ancestors) => {
     if (seen.has(span.spanId)) return;
     seen.add(span.spanId);
-    out.push({ span, depth });
-    for (const child of children.get(span.spanId) || []) walk(child, depth + 1);
+    const below = (children.get(span.spanId) || []).filter((c) => !seen.has(c.spanId));
+    out.push({ span, depth: ancestors.length, ancestors, parent: below.length > 0 });
+    for (const child of below) walk(child, [...ancestors, span.spanId]);
   };
-  for (const root of roots) walk(root, 0);
-  for (const span of spans) if (!seen.has(span.spanId)) walk(span, 0); // a cycle: shown flat
+  for (const root of roots) walk(root, []);
+  for (const span of spans) if (!seen.has(span.spanId)) walk(span, []); // a cycle: shown flat
   return out;
 }
 
 function renderWaterfall(data) {
   const box = $("waterfall");
+  folded.clear();
   box.replaceChildren();
   let total = data.session.duration_ms;
   for (const trace of data.traces) for (const span of trace.spans) total = Math.max(total, span.offsetMs + span.durationMs);
@@ -567,8 +569,21 @@ function renderWaterfall(data) {
       el("span", `+${fmtMs(trace.offsetMs)} · ${fmtMs(trace.durationMs)}`, "muted"), idWithCopy(trace.traceId, "trace id"));
     section.append(head);
     const list = el("ol", undefined, "tree");
-    for (const { span, depth } of treeOrder(trace.spans)) {
+    for (const { span, depth, ancestors, parent } of treeOrder(trace.spans)) {
       const li = el("li");
+      li.dataset.ancestors = ancestors.join(" ");
+      const toggle = el("button", parent ? "▾" : "", "fold-toggle");
+      toggle.type = "button";
+      if (parent) {
+        toggle.setAttribute("aria-expanded", "true");
+        toggle.setAttribute("aria-label", `Fold the spans under ${span.name}`);
+        toggle.addEventListener("click", () => fold(span.spanId));
+      } else {
+        toggle.disabled = true;
+        toggle.setAttribute("aria-hidden", "true");
+        toggle.tabIndex = -1;
+      }
+      li.append(toggle);
       const row = el("button", undefined, "span-row" + (span.status === "error" ? " failed" : ""));
       row.type = "button";
       row.dataset.spanId = span.spanId;
@@ -593,10 +608,32 @@ function renderWaterfall(data) {
   }
 }
 
-// arrow keys move between span rows
+// a span's subtree folds and unfolds (its toggle, or ← and → on its row)
+const folded = new Set();
+function fold(spanId, open) {
+  const shut = open === undefined ? !folded.has(spanId) : !open;
+  if (shut) folded.add(spanId); else folded.delete(spanId);
+  for (const li of $("waterfall").querySelectorAll("li[data-ancestors]")) {
+    li.hidden = li.dataset.ancestors.split(" ").some((a) => folded.has(a));
+    const toggle = li.querySelector(".fold-toggle[aria-expanded]");
+    const row = li.querySelector(".span-row");
+    if (toggle) {
+      const isOpen = !folded.has(row.dataset.spanId);
+      toggle.textContent = isOpen ? "▾" : "▸";
+      toggle.setAttribute("aria-expanded", String(isOpen));
+    }
+  }
+}
+
+// arrow keys move between the span rows shown, and fold (←) or unfold (→) a row's subtree
 $("waterfall").addEventListener("keydown", (event) => {
+  if (["ArrowLeft", "ArrowRight"].includes(event.key) && document.activeElement.matches(".span-row")) {
+    event.preventDefault();
+    fold(document.activeElement.dataset.spanId, event.key === "ArrowRight");
+    return;
+  }
   if (!["ArrowDown", "ArrowUp"].includes(event.key)) return;
-  const rows = [...$("waterfall").querySelectorAll(".span-row")];
+  const rows = [...$("waterfall").querySelectorAll(".span-row")].filter((r) => !r.closest("li").hidden);
   const index = rows.indexOf(document.activeElement);
   if (index < 0) return;
   event.preventDefault();
