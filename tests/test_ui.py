@@ -309,6 +309,10 @@ def test_list_sorts_by_any_column_and_formats_numbers_for_people(
     assert cells["staging-1"][8] == "$0.000015"
     assert cells["support-1"][4] == "22 s" and cells["chat-1"][4] == "2 s"
     assert cells["baseline-0"][4] == "100 ms" and cells["support-1"][8] == "$0.0136"
+    # every column is readable at 1280 px: no horizontal scrolling
+    assert browser.execute_script(
+        "const w = document.querySelector('.table-wrap'); return w.scrollWidth <= w.clientWidth"
+    )
     one(browser, "th [data-sort='trace_count']").click()
     wait_for(browser, lambda d: row_ids(d)[0] == "support-1")
     one(browser, "th [data-sort='user_id']").click()  # text columns start ascending

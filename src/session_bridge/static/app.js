@@ -349,6 +349,7 @@ async function loadSessions() {
     for (const column of COLUMNS) {
       const td = el("td", undefined, column.num ? "num" : "");
       td.append(column.cell(record));
+      if (!column.num) td.title = td.textContent; // long ids are cut short: the whole on hover
       tr.append(td);
     }
     tr.addEventListener("click", (event) => {
