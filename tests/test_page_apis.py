@@ -192,6 +192,18 @@ def test_projects_are_those_the_key_may_read(keyed: RunningBridge, bridge: Runni
     ]
 
 
+def test_a_missing_key_is_explained_in_plain_words(keyed: RunningBridge) -> None:
+    answer = keyed.client.get("/api/projects/acme/usage").json()
+    assert answer == {
+        "error": "unauthorized",
+        "message": "a valid API key is required: send Authorization: Bearer <secret key>",
+    }
+    search = keyed.client.post("/v2/projects/acme/sessions/search", json={}).json()["message"]
+    assert search.endswith("Galileo-API-Key: <secret key> or Authorization: Bearer <secret key>")
+    basic = keyed.client.get("/api/public/sessions").json()["message"]
+    assert basic.endswith("Authorization: Basic base64(public_key:secret_key)")
+
+
 @pytest.mark.parametrize(
     "path", ["/api/projects/acme/sessions/acme-1/spans", "/api/projects/acme/usage"]
 )
