@@ -47,7 +47,7 @@ from session_bridge.api.timeline import (
 from session_bridge.mapping.events import DecisionKind
 from session_bridge.mapping.payloads import decode_span
 from session_bridge.model import EventType
-from session_bridge.store.base import GenerationQuery, ProjectSpanQuery, Store
+from session_bridge.store.base import GenerationQuery, ProjectSpanQuery, SessionReader
 from session_bridge.store.search import MAX_LIST_VALUES
 from session_bridge.timefmt import iso_from_ns
 
@@ -55,7 +55,7 @@ EVENT_CURSOR = (int, HexId(32), HexId(16), int)  # a timeline entry's sort key
 GENERATION_CURSOR = (int, HexId(32), HexId(16))
 
 
-def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
+def agent_traces_router(store: SessionReader, auth: ApiAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/projects/{projectId}/sessions",
         tags=["agent traces"],
