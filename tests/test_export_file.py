@@ -107,7 +107,7 @@ def test_exporter_configuration_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse("exporters:\n  - type: kafka\n  - type: otlp\n    endpoitn: http://x\n")
     problems = "\n".join(caught.value.problems)
-    assert "exporters[0].type: must be one of file, ingestion, otlp, got 'kafka'" in problems
+    assert "exporters[0].type: must be one of debug, file, ingestion, otlp, got 'kafka'" in problems
     assert "exporters[1].endpoitn: unknown key" in problems
     with pytest.raises(ConfigError) as caught:
         parse(
