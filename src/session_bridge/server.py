@@ -30,8 +30,9 @@ from session_bridge.config import BridgeConfig
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
+from session_bridge.ingest.pipeline import IngestPipeline, LocalPreparer, Preparer
+from session_bridge.ingest.workers import MapWorkerPool
 from session_bridge.keys import IngestAuth, KeyRing
-from session_bridge.pipeline import IngestPipeline, LocalPreparer, Preparer
 from session_bridge.receivers.config import join_endpoint, split_endpoint
 from session_bridge.receivers.connections import (
     HttpLimits,
@@ -50,7 +51,6 @@ from session_bridge.store.lock import DataDirLock
 from session_bridge.store.retention import RetentionWorker
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
-from session_bridge.workers import MapWorkerPool
 
 log = logging.getLogger(__name__)
 

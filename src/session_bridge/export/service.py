@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from session_bridge.export.config import ExporterCommon, OtlpExporterConfig, create_exporter
+from session_bridge.export.otlp import upstream_settings as upstream_settings_of
 from session_bridge.export.runner import ExporterRunner
-from session_bridge.export.upstream import UpstreamSettings
+from session_bridge.otlp.client import UpstreamSettings
 from session_bridge.store.config import StorageConfig
 from session_bridge.store.export_log import ExportLog
 from session_bridge.store.factory import open_export_log
@@ -22,7 +23,7 @@ def upstream_settings(exporters: list[ExporterCommon]) -> UpstreamSettings | Non
     """Where OTLP logs and metrics are passed: the first `otlp` exporter's endpoint."""
     for config in exporters:
         if isinstance(config, OtlpExporterConfig):
-            return UpstreamSettings.from_config(config)
+            return upstream_settings_of(config)
     return None
 
 

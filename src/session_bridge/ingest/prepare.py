@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from session_bridge.enrich.stage import Enricher, RequestInfo
 from session_bridge.mapping.langfuse_events import add_ingestion_events
 from session_bridge.mapping.mapper import map_request
-from session_bridge.receivers.decode import BodyFormat, parse
+from session_bridge.otlp.codec import BodyFormat, parse
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import WriteBatch
 
