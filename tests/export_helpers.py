@@ -20,6 +20,8 @@ from session_bridge.export.config import (
     ExportRetryConfig,
     IngestionExporterConfig,
 )
+from session_bridge.mapping.mapper import MappedRequest
+from session_bridge.store.export_log import LogEntry
 from tests.conftest import RunningBridge, make_config
 from tests.ingestion_server import IngestionServer
 from tests.otlp_builders import T0, proto_request, proto_span
@@ -165,3 +167,21 @@ def refuse_tool_spans(event: dict[str, Any]) -> tuple[int, str] | None:
     if event["body"].get("name") == "execute_tool search":
         return 400, "Invalid request data: tool spans are not accepted here"
     return None
+
+
+def log_entries(mapped: MappedRequest) -> list[LogEntry]:
+    """The export log's entries for the spans of one mapped request, positions from 1
+    (with their ingestion events when `add_ingestion_events` built them)."""
+    return [
+        LogEntry(
+            i + 1,
+            "default",
+            r,
+            mapped.resources[r.resource_key],
+            None,
+            len(r.otlp_span),
+            ingestion_event=r.ingestion_event,
+            trace_fields=r.trace_fields,
+        )
+        for i, r in enumerate(mapped.records)
+    ]

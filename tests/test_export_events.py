@@ -13,6 +13,7 @@ from session_bridge.export.langfuse_events import ingestion_units
 from session_bridge.mapping.langfuse_events import add_ingestion_events, environment, fit
 from session_bridge.mapping.mapper import map_request
 from session_bridge.store.export_log import LogEntry
+from tests.export_helpers import log_entries
 from tests.ingestion_server import schema_errors
 from tests.otlp_builders import T0, proto_request, proto_span
 
@@ -25,19 +26,7 @@ def entries(
     mapped = map_request(proto_request(spans, resource), decode_attributes=built_at_ingest)
     if built_at_ingest:
         add_ingestion_events(mapped)
-    return [
-        LogEntry(
-            i + 1,
-            "default",
-            r,
-            mapped.resources[r.resource_key],
-            None,
-            len(r.otlp_span),
-            ingestion_event=r.ingestion_event,
-            trace_fields=r.trace_fields,
-        )
-        for i, r in enumerate(mapped.records)
-    ]
+    return log_entries(mapped)
 
 
 def events(spans: list[Span], limit: int = 1_000_000, **resource: Any) -> list[dict[str, Any]]:

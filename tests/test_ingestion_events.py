@@ -20,7 +20,7 @@ from session_bridge.mapping import payloads
 from session_bridge.mapping.langfuse_events import NAMESPACE, add_ingestion_events, event_id
 from session_bridge.mapping.mapper import attribute_dict, map_request
 from session_bridge.mapping.payloads import RawSpan, SpanEvent, parse_json_text, span_io
-from session_bridge.store.export_log import LogEntry
+from tests.export_helpers import log_entries
 from tests.test_instrumentations import CAPTURES, _request
 
 CAPTURE_FILES = sorted(
@@ -35,19 +35,7 @@ def _units(spans: list[dict[str, Any]], built_at_ingest: bool) -> list[tuple[byt
     if built_at_ingest:
         add_ingestion_events(mapped)
         assert all(r.ingestion_event is not None for r in mapped.records)
-    entries = [
-        LogEntry(
-            i + 1,
-            "default",
-            r,
-            mapped.resources[r.resource_key],
-            None,
-            len(r.otlp_span),
-            ingestion_event=r.ingestion_event,
-            trace_fields=r.trace_fields,
-        )
-        for i, r in enumerate(mapped.records)
-    ]
+    entries = log_entries(mapped)
     return [(u.payload, u.key) for u in ingestion_units(entries, 1_000_000)]
 
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from session_bridge.mapping.mapper import float_value
 from session_bridge.mapping.payloads import RawSpan
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
@@ -66,10 +67,5 @@ def _text(value: Any) -> str | None:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    number = float_value(value)
+    return number if number is not None and math.isfinite(number) else None

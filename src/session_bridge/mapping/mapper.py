@@ -294,14 +294,19 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _float(value: Any) -> float | None:
+def float_value(value: Any) -> float | None:
+    """An attribute's number (a numeric text too); None for flags and what is no number."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
-    return number if number >= 0 and number == number else None  # no negative, no NaN
+
+
+def _float(value: Any) -> float | None:
+    number = float_value(value)
+    return number if number is not None and number >= 0 else None  # no negative, no NaN
 
 
 def _json_object(value: Any) -> dict[str, Any]:
