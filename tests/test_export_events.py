@@ -9,7 +9,8 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from session_bridge.export.langfuse_events import environment, fit, ingestion_units
+from session_bridge.export.langfuse_events import ingestion_units
+from session_bridge.mapping.langfuse_events import environment, fit
 from session_bridge.export.log import LogEntry
 from session_bridge.mapping.mapper import map_request
 from tests.ingestion_server import schema_errors

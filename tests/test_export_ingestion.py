@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from session_bridge import cli
 from session_bridge.config import BridgeConfig, ByteSize, Duration
-from session_bridge.export.langfuse_events import TRUNCATED_KEY
+from session_bridge.mapping.langfuse_events import TRUNCATED_KEY
 from tests.conftest import RunningBridge
 from tests.export_helpers import (
     eventually,

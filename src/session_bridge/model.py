@@ -101,3 +101,7 @@ class SpanRecord:
     scope_name: str = ""
     otlp_span: bytes = b""  # the span as received (serialized OTLP `Span`)
     resource_key: bytes = b""  # key of the serialized resource in the store
+    # built at ingest when an exporter sends ingestion events (`mapping.langfuse_events`):
+    # the span's observation event, and what it says about its trace (JSON), else None
+    ingestion_event: bytes | None = None
+    trace_fields: bytes | None = None

@@ -60,11 +60,12 @@ class Preparer(Protocol):
 class LocalPreparer:
     """Prepares on the caller's event loop (its batches always carry their records)."""
 
-    def __init__(self, enricher: Enricher | None) -> None:
+    def __init__(self, enricher: Enricher | None, *, ingestion_events: bool = False) -> None:
         self._enricher = enricher
+        self._ingestion_events = ingestion_events
 
     async def prepare(self, raw: RawRequest, *, with_records: bool) -> PreparedRequest:
-        return prepare(raw, self._enricher)
+        return prepare(raw, self._enricher, ingestion_events=self._ingestion_events)
 
     def close(self) -> None:
         if self._enricher is not None:

@@ -1,7 +1,8 @@
 """One export request, from its body to the batch the store writes:
 decode -> map -> enrich -> fold per trace.
 
-This is the CPU work of ingest. It runs in the receiving process, or, with
+This is the CPU work of ingest (and, when an exporter sends ingestion events, of
+building them: `mapping.langfuse_events`). It runs in the receiving process, or, with
 `receivers.otlp.workers` > 1, in a map worker process (`workers.py`).
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from session_bridge.enrich.stage import Enricher, RequestInfo
+from session_bridge.mapping.langfuse_events import add_ingestion_events
 from session_bridge.mapping.mapper import map_request
 from session_bridge.receivers.decode import BodyFormat, parse
 from session_bridge.rollup.binding import fold_by_trace
@@ -43,12 +45,18 @@ def decode(raw: RawRequest) -> ExportTraceServiceRequest:
     return request
 
 
-def prepare(raw: RawRequest, enricher: Enricher | None) -> PreparedRequest:
-    mapped = map_request(decode(raw))
+def prepare(
+    raw: RawRequest, enricher: Enricher | None, *, ingestion_events: bool = False
+) -> PreparedRequest:
+    """`ingestion_events`: build each span's ingestion event now, where the span is
+    decoded already and the work runs in parallel (an exporter sends them)."""
+    mapped = map_request(decode(raw), decode_attributes=ingestion_events)
     records = mapped.records
     if not records:
         return PreparedRequest(None, 0, mapped.rejected, mapped.error_message)
     if enricher is not None:
         enricher.enrich(records, raw.info)
+    if ingestion_events:
+        add_ingestion_events(mapped)
     batch = WriteBatch(raw.project_id, records, mapped.resources, fold_by_trace(records))
     return PreparedRequest(batch, len(records), mapped.rejected, mapped.error_message)

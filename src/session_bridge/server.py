@@ -178,14 +178,15 @@ class Bridge:
         if self.exports is not None:
             self.exports.start()
         preparer: Preparer
+        events = self.exports is not None and self.exports.wants_ingestion_events
         if otlp.workers > 1:
-            pool = MapWorkerPool(cfg, otlp.workers)
+            pool = MapWorkerPool(cfg, otlp.workers, ingestion_events=events)
             self.enrich_description = await asyncio.to_thread(pool.start)
             preparer = pool
         else:
             enricher = Enricher(cfg, metrics)
             self.enrich_description = enricher.describe()
-            preparer = LocalPreparer(enricher)
+            preparer = LocalPreparer(enricher, ingestion_events=events)
         addresses = ClientAddressResolver(cfg.enrich.client_address.trusted_proxies)
         keys = KeyRing.from_config(cfg.auth.api_keys)
         ingest_auth = IngestAuth(keys, otlp.auth, cfg.sessions.project_id)
@@ -323,4 +324,3 @@ def _loopback(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
     return (mapped or address).is_loopback
-

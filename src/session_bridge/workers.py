@@ -68,8 +68,9 @@ class WorkerFailed(Exception):
 class MapWorkerPool:
     """A `Preparer` that prepares each request in the least busy map worker process."""
 
-    def __init__(self, config: BridgeConfig, count: int) -> None:
+    def __init__(self, config: BridgeConfig, count: int, *, ingestion_events: bool = False) -> None:
         self._config = _worker_config(config)
+        self._ingestion_events = ingestion_events
         self._count = count
         self._links: list[_WorkerLink] = []
         self._closing = False
@@ -99,7 +100,7 @@ class MapWorkerPool:
             )
             conn = Connection(ours.detach())
         try:
-            conn.send_bytes(pickle.dumps(self._config, _PICKLE))
+            conn.send_bytes(pickle.dumps((self._config, self._ingestion_events), _PICKLE))
             if not conn.poll(_START_TIMEOUT_S):
                 raise OSError(f"map worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
             kind, detail = pickle.loads(conn.recv_bytes())
@@ -266,9 +267,11 @@ def _mark_dead(pid: int) -> None:
 # -- the worker process ------------------------------------------------------------------
 
 
-def _outcome(raw: RawRequest, enricher: Enricher, with_records: bool) -> tuple[Any, ...]:
+def _outcome(
+    raw: RawRequest, enricher: Enricher, with_records: bool, ingestion_events: bool
+) -> tuple[Any, ...]:
     try:
-        prepared = prepare(raw, enricher)
+        prepared = prepare(raw, enricher, ingestion_events=ingestion_events)
         shipped = None if prepared.batch is None else _shipped(prepared.batch, with_records)
     except DecodeFailure as exc:
         return ("invalid", exc.status, exc.message)
@@ -327,7 +330,9 @@ def _worker_main(fd: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     malloc.limit_arenas()
     conn = Connection(fd)
-    config: BridgeConfig = pickle.loads(conn.recv_bytes())
+    config: BridgeConfig
+    ingestion_events: bool
+    config, ingestion_events = pickle.loads(conn.recv_bytes())
     logs.configure(config.log.format, config.log.level)
     try:
         enricher = Enricher(config, BridgeMetrics())
@@ -340,7 +345,8 @@ def _worker_main(fd: int) -> None:
             seq, raw, with_records = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the bridge stopped (or died)
             break
-        conn.send_bytes(pickle.dumps((seq, _outcome(raw, enricher, with_records)), _PICKLE))
+        outcome = _outcome(raw, enricher, with_records, ingestion_events)
+        conn.send_bytes(pickle.dumps((seq, outcome), _PICKLE))
     enricher.close()
 
 

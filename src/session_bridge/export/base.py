@@ -47,6 +47,8 @@ class Exporter(ABC):
     name: str
     max_request_bytes: int  # a request's payload never exceeds this
     request_overhead: int = 0  # bytes a request adds around its units' payloads
+    # its units are ingestion events (`export/langfuse_events.py`): ingest builds them
+    sends_ingestion_events: bool = False
 
     @abstractmethod
     def units(self, entries: Sequence[LogEntry]) -> list[Unit]:

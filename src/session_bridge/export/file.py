@@ -37,6 +37,7 @@ class FileExporter(Exporter):
             Path(config.path).expanduser() if config.path else default_path(config, data_dir)
         )
         self._format = config.format
+        self.sends_ingestion_events = config.format == "ingestion"
         self._max_event = min(
             int(IngestionExporterConfig().max_event_size), max(self.max_request_bytes - 1024, 16384)
         )

@@ -45,6 +45,8 @@ _MESSAGE_LIMIT = 2000
 
 
 class IngestionExporter(Exporter):
+    sends_ingestion_events = True
+
     def __init__(self, config: IngestionExporterConfig) -> None:
         self.name = config.label
         self.max_request_bytes = int(config.max_batch_size)

@@ -30,6 +30,10 @@ class LogEntry:
     resource: bytes  # serialized OTLP Resource
     trace_start_ns: int | None  # the trace's earliest span start, when known
     size: int  # what the entry counts for in the queue: its serialized span, in bytes
+    # built at ingest when an exporter wanted them (`mapping.langfuse_events`): the span's
+    # observation event and what it says about its trace (JSON), else None
+    ingestion_event: bytes | None = None
+    trace_fields: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -100,11 +104,15 @@ class ExportLog(ABC):
     def close(self) -> None: ...
 
 
+_EXPORT_FIELDS = len(columns.SPAN_EXPORT_COLUMNS)
+
+
 def entry_from_row(row: Sequence[Any]) -> LogEntry:
     """A log entry from `position, project_id, resource, trace session, trace user, trace
-    start` followed by `columns.span_select`."""
+    start`, then `columns.span_export_select` and `columns.span_select`."""
     position, project_id, resource, trace_session, trace_user, trace_start = row[:6]
-    span = columns.span_from_row(row[6:])
+    ingestion_event, trace_fields = row[6 : 6 + _EXPORT_FIELDS]
+    span = columns.span_from_row(row[6 + _EXPORT_FIELDS :])
     span.session_id = trace_session or span.session_id
     span.user_id = trace_user or span.user_id
     return LogEntry(
@@ -114,4 +122,6 @@ def entry_from_row(row: Sequence[Any]) -> LogEntry:
         resource=bytes(resource) if resource is not None else b"",
         trace_start_ns=trace_start,
         size=len(span.otlp_span),
+        ingestion_event=bytes(ingestion_event) if ingestion_event is not None else None,
+        trace_fields=bytes(trace_fields) if trace_fields is not None else None,
     )

@@ -58,7 +58,7 @@ UPDATE export_log_state SET sequenced_below = (SELECT below FROM horizon)"""
 
 _READ = f"""
 SELECT e.position, s.project_id, r.resource, t.session_id, t.user_id, t.start_ns,
-  {columns.span_select("s")}
+  {columns.span_export_select("s")}, {columns.span_select("s")}
 FROM export_log e
 JOIN spans s ON s.log_xid = e.log_xid
 LEFT JOIN resources r ON r.resource_key = s.resource_key

@@ -83,6 +83,11 @@ class ExportService:
             runner.start()
             log.info("exporter %s started", runner.exporter.describe())
 
+    @property
+    def wants_ingestion_events(self) -> bool:
+        """Whether ingest should build each span's ingestion event (an exporter sends them)."""
+        return any(runner.exporter.sends_ingestion_events for runner in self.runners)
+
     def refusal(self) -> str | None:
         """Why receivers must refuse new spans now (an exporter's queue is full), or None."""
         for runner in self.runners:

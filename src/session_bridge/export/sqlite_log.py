@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_exporter ON dead_letters (exporter, i
 """
 _READ = f"""
 SELECT s.rowid, s.project_id, r.resource, t.session_id, t.user_id, t.start_ns,
-  {columns.span_select("s")}
+  {columns.span_export_select("s")}, {columns.span_select("s")}
 FROM spans s
 LEFT JOIN resources r ON r.resource_key = s.resource_key
 LEFT JOIN traces t ON t.trace_no = s.trace_no AND t.project_id = s.project_id

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from session_bridge.mapping.payloads import RawSpan, parse_json_text, span_io
+from session_bridge.mapping.payloads import (
+    RawSpan,
+    has_key_prefix,
+    key_prefix_pattern,
+    parse_json_text,
+    span_io,
+)
 
 TRACE_NAME_KEYS = ("langfuse.trace.name",)
 TRACE_INPUT_KEYS = ("langfuse.trace.input",)
@@ -30,7 +36,13 @@ VERSION_KEYS = ("langfuse.version",)  # span, then resource service.version
 RESOURCE_VERSION_KEYS = ("langfuse.version", "service.version")
 METADATA_OBJECT_KEY = "langfuse.trace.metadata"
 METADATA_PREFIXES = ("langfuse.trace.metadata.", "langfuse.metadata.", "ai.telemetry.metadata.")
+_METADATA_KEY = key_prefix_pattern(METADATA_PREFIXES)
 _NOT_METADATA = frozenset({"userId", "sessionId", "tags", "langfusePrompt"})
+# every key `trace_fields` reads but the metadata prefixes
+_TRACE_KEYS = frozenset(
+    (*TRACE_NAME_KEYS, *TRACE_INPUT_KEYS, *TRACE_OUTPUT_KEYS, *TAG_KEYS, *PUBLIC_KEYS,
+     *RELEASE_KEYS, *VERSION_KEYS, METADATA_OBJECT_KEY)
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -48,27 +60,75 @@ class LangfuseTrace:
 def langfuse_trace(root: RawSpan | None, others: Sequence[RawSpan]) -> LangfuseTrace:
     """The trace fields, from its root span (None: not received) and its other spans."""
     spans = [root, *others] if root is not None else list(others)
-    root_io = span_io(root) if root is not None else (None, None)
-    trace_input = _first(spans, TRACE_INPUT_KEYS)
-    trace_output = _first(spans, TRACE_OUTPUT_KEYS)
-    resource = spans[0].resource if spans else {}
+    fields = [trace_fields(span, span is root) or {} for span in spans]
+    return fold_trace(fields, spans[0].resource if spans else {})
+
+
+def trace_fields(
+    raw: RawSpan, is_root: bool, io: tuple[Any, Any] | None = None
+) -> dict[str, Any] | None:
+    """What one span says about its trace (None: nothing, as for most spans). Plain
+    JSON values: ingest stores them with the span, and `fold_trace` combines those of a
+    trace's spans whenever its trace fields are wanted. `io`: its `span_io`, if known."""
+    fields: dict[str, Any] = {}
+    if is_root:
+        root_input, root_output = io if io is not None else span_io(raw)
+        fields["root"] = {"name": raw.name, "input": root_input, "output": root_output}
+    attributes = raw.attributes
+    if _TRACE_KEYS.isdisjoint(attributes) and not has_key_prefix(attributes, _METADATA_KEY):
+        return fields or None  # most spans: not one trace attribute
+    for name, keys in (
+        ("name", TRACE_NAME_KEYS),
+        ("input", TRACE_INPUT_KEYS),
+        ("output", TRACE_OUTPUT_KEYS),
+        ("release", RELEASE_KEYS),
+        ("version", VERSION_KEYS),
+    ):
+        value = raw.first(keys)
+        if value is not None:
+            fields[name] = value
+    tags = _tags(raw)
+    if tags:
+        fields["tags"] = tags
+    if _is_true(raw.first(PUBLIC_KEYS)):
+        fields["public"] = True
+    metadata = _metadata(attributes)
+    if metadata:
+        fields["metadata"] = metadata
+    return fields or None
+
+
+def fold_trace(fields: Sequence[dict[str, Any]], resource: dict[str, Any]) -> LangfuseTrace:
+    """The trace fields from its spans' `trace_fields`, the root's first (when received),
+    then the others in time order; `resource`: the first span's resource attributes.
+    The first span that sets a value wins, tags add up, and metadata keys of earlier
+    spans win over later ones and over the resource's."""
+
+    def first(name: str) -> Any:
+        return next((f[name] for f in fields if name in f), None)
+
+    root = fields[0].get("root") if fields else None
+    trace_input, trace_output = first("input"), first("output")
+    metadata = _metadata(resource)
+    for span_fields in reversed(fields):
+        metadata.update(span_fields.get("metadata") or {})
     return LangfuseTrace(
-        name=_first(spans, TRACE_NAME_KEYS) or (root.name if root is not None else None),
-        input=parse_json_text(trace_input) if trace_input is not None else root_io[0],
-        output=parse_json_text(trace_output) if trace_output is not None else root_io[1],
-        tags=sorted({tag for span in spans for tag in _tags(span)}),
-        public=any(_is_true(span.first(PUBLIC_KEYS)) for span in spans),
-        release=_text(_first(spans, RELEASE_KEYS) or resource.get(RELEASE_KEYS[0])),
+        name=first("name") or (root["name"] if root else None),
+        input=parse_json_text(trace_input)
+        if trace_input is not None
+        else (root["input"] if root else None),
+        output=parse_json_text(trace_output)
+        if trace_output is not None
+        else (root["output"] if root else None),
+        tags=sorted({tag for f in fields for tag in f.get("tags", ())}),
+        public=any(f.get("public") for f in fields),
+        release=_text(first("release") or resource.get(RELEASE_KEYS[0])),
         version=_text(
-            _first(spans, VERSION_KEYS)
+            first("version")
             or next((resource[k] for k in RESOURCE_VERSION_KEYS if k in resource), None)
         ),
-        metadata=_metadata(resource, spans),
+        metadata=metadata or None,
     )
-
-
-def _first(spans: Sequence[RawSpan], keys: tuple[str, ...]) -> Any:
-    return next((v for span in spans if (v := span.first(keys)) is not None), None)
 
 
 def _tags(span: RawSpan) -> list[str]:
@@ -81,17 +141,19 @@ def _tags(span: RawSpan) -> list[str]:
     return [tag.strip() for tag in str(value).split(",") if tag.strip()]
 
 
-def _metadata(resource: dict[str, Any], spans: Sequence[RawSpan]) -> dict[str, Any] | None:
+def _metadata(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The trace metadata that one span's (or a resource's) attributes set: the metadata
+    object, then the prefixed keys."""
     metadata: dict[str, Any] = {}
-    for attributes in (resource, *(span.attributes for span in reversed(spans))):
-        whole = parse_json_text(attributes.get(METADATA_OBJECT_KEY))
-        if isinstance(whole, dict):
-            metadata.update(whole)
-        for key, value in attributes.items():
-            for prefix in METADATA_PREFIXES:
-                if key.startswith(prefix) and key[len(prefix) :] not in _NOT_METADATA:
-                    metadata[key[len(prefix) :]] = parse_json_text(value)
-    return metadata or None
+    whole = parse_json_text(attributes.get(METADATA_OBJECT_KEY))
+    if isinstance(whole, dict):
+        metadata.update(whole)
+    for key, value in attributes.items():
+        if key.startswith(METADATA_PREFIXES):
+            name = key[len(next(p for p in METADATA_PREFIXES if key.startswith(p))) :]
+            if name not in _NOT_METADATA:
+                metadata[name] = parse_json_text(value)
+    return metadata
 
 
 def _is_true(value: Any) -> bool:

@@ -54,6 +54,9 @@ class MappedRequest:
     """The records of one export request, and what was rejected from it."""
 
     records: list[SpanRecord] = field(default_factory=list)
+    spans: list[Any] = field(default_factory=list)  # each record's parsed OTLP `Span`
+    # with `decode_attributes`: each record's span attributes (`attribute_dict`)
+    attributes: list[dict[str, Any]] = field(default_factory=list)
     resources: dict[bytes, bytes] = field(default_factory=dict)  # resource_key -> Resource bytes
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -94,6 +97,45 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
+def attribute_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
+    """`{key: value}` of OTLP attributes (a repeated key: its first value, as `_collect`
+    reads it). A double that is not finite becomes its text (`"nan"`, `"inf"`): JSON
+    has no such number, and every reader gets the same value."""
+    out: dict[str, Any] = {}
+    for kv in attributes:
+        key = kv.key
+        if key in out:
+            continue
+        value = kv.value
+        # most values are strings: a non-empty string_value is the value
+        text = value.string_value
+        if text:
+            out[key] = text
+            continue
+        decoded = any_value(value)
+        if isinstance(decoded, float) and decoded - decoded != 0:
+            decoded = str(decoded)
+        out[key] = decoded
+    return out
+
+
+def _collect_decoded(attributes: dict[str, Any]) -> dict[int, Any]:
+    """`_collect` of attributes decoded already (`attribute_dict`)."""
+    lookup = KEY_LOOKUP
+    values: dict[int, Any] = {}
+    ranks: dict[int, int] = {}
+    for key in attributes.keys() & lookup.keys():
+        value = attributes[key]
+        if value is None or value == "":
+            continue
+        fld, rank = lookup[key]
+        if fld in ranks and ranks[fld] <= rank:
+            continue
+        values[fld] = value
+        ranks[fld] = rank
+    return values
+
+
 def _collect(attributes: Iterable[KeyValue]) -> dict[int, Any]:
     """Per field, the value of its best-ranked key among `attributes`."""
     lookup = KEY_LOOKUP
@@ -121,10 +163,18 @@ def _collect(attributes: Iterable[KeyValue]) -> dict[int, Any]:
     return values
 
 
-def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -> MappedRequest:
-    """Map every span of an export request; invalid spans are rejected one by one."""
+def map_request(
+    request: ExportTraceServiceRequest,
+    now_ns: int | None = None,
+    *,
+    decode_attributes: bool = False,
+) -> MappedRequest:
+    """Map every span of an export request; invalid spans are rejected one by one.
+    `decode_attributes`: decode all of each span's attributes (for its ingestion event),
+    and map from those, in one pass over them."""
     out = MappedRequest()
     records = out.records
+    spans = out.spans
     now = now_ns if now_ns is not None else time.time_ns()
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
@@ -152,7 +202,11 @@ def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -
                     out.reject(late)
                     continue
                 # every span attribute outranks every resource attribute: a plain dict merge
-                values = _collect(span.attributes)
+                if decode_attributes:
+                    attributes = attribute_dict(span.attributes)
+                    values = _collect_decoded(attributes)
+                else:
+                    values = _collect(span.attributes)
                 if resource_values:
                     values = {**resource_values, **values}
                 record = _record(span, trace_id, span_id, parent or None, values, scope_name, now)
@@ -161,6 +215,9 @@ def map_request(request: ExportTraceServiceRequest, now_ns: int | None = None) -
                     for problem in uncounted(record):
                         out.warn(problem)
                 records.append(record)
+                spans.append(span)
+                if decode_attributes:
+                    out.attributes.append(attributes)
     return out
 
 

@@ -22,7 +22,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.mapping.aliases import KEY_LOOKUP
 from session_bridge.mapping.events import is_agent_span
-from session_bridge.mapping.mapper import any_value
+from session_bridge.mapping.mapper import attribute_dict
 from session_bridge.timefmt import ns_from_datetime
 
 
@@ -80,23 +80,38 @@ class RawSpan:
 
 
 def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
-    span = Span.FromString(otlp_span)
-    raw = RawSpan(
+    return raw_span(
+        Span.FromString(otlp_span),
+        attribute_dict(Resource.FromString(resource).attributes) if resource else {},
+    )
+
+
+def raw_span(
+    span: Span, resource: dict[str, Any], attributes: dict[str, Any] | None = None
+) -> RawSpan:
+    """A parsed OTLP span's attributes and events, decoded (`resource`: its resource's
+    attributes, decoded once per resource by the caller; `attributes`: the span's, if
+    decoded already)."""
+    return RawSpan(
         name=span.name,
         start_ns=span.start_time_unix_nano,
-        attributes={kv.key: any_value(kv.value) for kv in span.attributes},
+        attributes=attribute_dict(span.attributes) if attributes is None else attributes,
         events=[
-            SpanEvent(
-                e.name, e.time_unix_nano, {kv.key: any_value(kv.value) for kv in e.attributes}
-            )
-            for e in span.events
+            SpanEvent(e.name, e.time_unix_nano, attribute_dict(e.attributes)) for e in span.events
         ],
+        resource=resource,
     )
-    if resource:
-        raw.resource = {
-            kv.key: any_value(kv.value) for kv in Resource.FromString(resource).attributes
-        }
-    return raw
+
+
+def key_prefix_pattern(prefixes: Iterable[str]) -> re.Pattern[str]:
+    """A pattern for `has_key_prefix`: a key that starts with one of `prefixes`."""
+    return re.compile("^(?:" + "|".join(re.escape(p) for p in prefixes) + ")", re.MULTILINE)
+
+
+def has_key_prefix(attributes: Mapping[str, Any], pattern: re.Pattern[str]) -> bool:
+    """Whether a key of `attributes` matches `pattern` (`key_prefix_pattern`): one scan
+    in C of the joined keys, ~5x faster than `startswith` on each key."""
+    return bool(attributes) and pattern.search("\n".join(attributes)) is not None
 
 
 # -- agents ------------------------------------------------------------------------------
@@ -446,18 +461,11 @@ _IO_LATE_SOURCES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 _FLAT_PREFIXES = ("gen_ai.prompt.", "llm.input_messages.", "gen_ai.completion.",
                   "llm.output_messages.")  # fmt: skip
-# every attribute key a source below reads (the flattened ones by prefix)
-_IO_KEYS = frozenset(
-    key
-    for sources in (_IO_ATTRIBUTE_SOURCES, _IO_LATE_SOURCES)
-    for keys_in, keys_out in sources
-    for key in (*keys_in, *keys_out)
-) | {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.call.arguments",
-     "gen_ai.tool.call.result"}  # fmt: skip
+_FLAT_KEY = key_prefix_pattern(_FLAT_PREFIXES)
 
 
 def _has_flat(attributes: Mapping[str, Any]) -> bool:
-    return any(key.startswith(_FLAT_PREFIXES) for key in attributes)
+    return has_key_prefix(attributes, _FLAT_KEY)
 
 
 _MESSAGE_EVENTS_IN = ("gen_ai.system.message", "gen_ai.user.message", "gen_ai.assistant.message",
@@ -470,41 +478,101 @@ _FLAT_COMPLETION = re.compile(r"^(gen_ai\.completion|llm\.output_messages)\.(\d+
 def span_io(raw: RawSpan) -> tuple[Any, Any]:
     """A span's (input, output): for each, the first source, in Langfuse's order, that
     has a value. JSON text that holds an object or array is parsed."""
-    if not raw.events and _IO_KEYS.isdisjoint(raw.attributes) and not _has_flat(raw.attributes):
-        return None, None  # most spans: no source at all (one set operation, not ~30 lookups)
-    found_in: Any = None
-    found_out: Any = None
-    for source_in, source_out in _io_candidates(raw):
-        if found_in is None:
-            found_in = source_in
-        if found_out is None:
-            found_out = source_out
-        if found_in is not None and found_out is not None:
+    attributes = raw.attributes
+    present = _IO_KEYS.intersection(attributes)
+    if not raw.events and not present and not _has_flat(attributes):
+        return None, None  # most spans: no source at all
+    # the best attribute of each side: one pass over the few keys the span has, instead
+    # of a lookup of every key of every source
+    best: list[tuple[int, int, str | None]] = [(_NO_SOURCE, 0, None), (_NO_SOURCE, 0, None)]
+    for key in present:
+        value = attributes[key]
+        if value is None or value == "":
+            continue
+        for rank, position, side in _IO_KEY_RANKS[key]:
+            if (rank, position) < best[side][:2]:
+                best[side] = (rank, position, key)
+    found: list[Any] = [None, None]
+    ranks = [best[0][0], best[1][0]]
+    for side in (0, 1):
+        rank, _, best_key = best[side]
+        if best_key is not None:
+            semconv_input = (side, rank) == (0, _SEMCONV)
+            found[side] = _semconv_messages(raw) if semconv_input else attributes[best_key]
+    # the sources that are not one attribute, where they outrank what was found
+    for rank, source in _IO_OTHER_SOURCES:
+        if rank > max(ranks):
             break
-    return parse_json_text(found_in), parse_json_text(found_out)
+        if rank == _FLATTENED and not _has_flat(attributes):
+            continue
+        if rank != _FLATTENED and not raw.events:
+            continue
+        candidates = source(raw)
+        for side in (0, 1):
+            if rank < ranks[side] and candidates[side] is not None:
+                found[side], ranks[side] = candidates[side], rank
+    return parse_json_text(found[0]), parse_json_text(found[1])
 
 
-def _io_candidates(raw: RawSpan) -> Iterable[tuple[Any, Any]]:
-    for keys_in, keys_out in _IO_ATTRIBUTE_SOURCES:
-        yield raw.first(keys_in), raw.first(keys_out)
+def _details_io(raw: RawSpan) -> tuple[Any, Any]:
     details = next((e for e in raw.events if e.name == _DETAILS_EVENT), None)
-    if details is not None:
-        yield (
-            details.attributes.get("gen_ai.input.messages"),
-            details.attributes.get("gen_ai.output.messages"),
-        )
+    if details is None:
+        return None, None
+    return details.attributes.get("gen_ai.input.messages"), details.attributes.get(
+        "gen_ai.output.messages"
+    )
+
+
+def _message_events_io(raw: RawSpan) -> tuple[Any, Any]:
     messages = [_event_body(e) for e in raw.events if e.name in _MESSAGE_EVENTS_IN]
     choices = [_event_body(e) for e in raw.events if e.name == "gen_ai.choice"]
-    yield messages or None, choices or None
-    yield (
+    return messages or None, choices or None
+
+
+def _content_events_io(raw: RawSpan) -> tuple[Any, Any]:
+    return (
         _event_value(raw, "gen_ai.content.prompt", "gen_ai.prompt"),
         _event_value(raw, "gen_ai.content.completion", "gen_ai.completion"),
     )
-    for keys_in, keys_out in _IO_LATE_SOURCES:
-        yield raw.first(keys_in), raw.first(keys_out)
-    yield _flattened(raw.attributes, _FLAT_PROMPT), _flattened(raw.attributes, _FLAT_COMPLETION)
-    yield _semconv_messages(raw), raw.first(("gen_ai.output.messages",))
-    yield raw.first(("gen_ai.tool.call.arguments",)), raw.first(("gen_ai.tool.call.result",))
+
+
+def _flattened_io(raw: RawSpan) -> tuple[Any, Any]:
+    return _flattened(raw.attributes, _FLAT_PROMPT), _flattened(raw.attributes, _FLAT_COMPLETION)
+
+
+# Langfuse's order: the two early attribute sources, the three span-event sources, the
+# late attribute sources, the flattened messages, the semconv messages, the tool call.
+_NO_SOURCE = 1 << 30
+_EVENT_RANK = len(_IO_ATTRIBUTE_SOURCES)
+_FLATTENED = _EVENT_RANK + 3 + len(_IO_LATE_SOURCES)
+_SEMCONV = _FLATTENED + 1
+_IO_OTHER_SOURCES = (
+    (_EVENT_RANK, _details_io),
+    (_EVENT_RANK + 1, _message_events_io),
+    (_EVENT_RANK + 2, _content_events_io),
+    (_FLATTENED, _flattened_io),
+)
+
+
+def _io_key_ranks() -> dict[str, list[tuple[int, int, int]]]:
+    """attribute key -> (rank of its source, position among the source's keys, side)."""
+    sources = [
+        *((rank, s) for rank, s in enumerate(_IO_ATTRIBUTE_SOURCES)),
+        *((_EVENT_RANK + 3 + rank, s) for rank, s in enumerate(_IO_LATE_SOURCES)),
+        (_SEMCONV, (("gen_ai.input.messages",), ("gen_ai.output.messages",))),
+        (_SEMCONV + 1, (("gen_ai.tool.call.arguments",), ("gen_ai.tool.call.result",))),
+    ]
+    ranks: dict[str, list[tuple[int, int, int]]] = {}
+    for rank, sides in sources:
+        for side, keys in enumerate(sides):
+            for position, key in enumerate(keys):
+                ranks.setdefault(key, []).append((rank, position, side))
+    return ranks
+
+
+_IO_KEY_RANKS = _io_key_ranks()
+# every attribute key a source reads (the flattened ones by prefix)
+_IO_KEYS = frozenset(_IO_KEY_RANKS)
 
 
 def _event_body(event: SpanEvent) -> Any:

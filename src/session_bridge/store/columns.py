@@ -128,11 +128,15 @@ SPAN_COLUMNS: tuple[str, ...] = (
 
 # -- spans as the stores write them ---------------------------------------------------------
 
+# written, and read only by the export log (`export/log.py`)
+SPAN_EXPORT_COLUMNS: tuple[str, ...] = ("ingestion_event", "trace_fields")
+
 # `session_id` is last: it is the trace's, known only to the store at write time
 SPAN_WRITE_COLUMNS: tuple[str, ...] = (
     *SPAN_COLUMNS[:3],
     "project_id",
     *(name for name in SPAN_COLUMNS[3:] if name != "session_id"),
+    *SPAN_EXPORT_COLUMNS,
     "session_id",
 )
 
@@ -168,6 +172,8 @@ def span_row(r: SpanRecord, project_id: str) -> tuple[Any, ...]:
         r.scope_name,
         r.resource_key,
         r.otlp_span,
+        r.ingestion_event,
+        r.trace_fields,
     )
 
 
@@ -179,6 +185,11 @@ def span_values(r: SpanRecord, project_id: str, session_id: str | None) -> tuple
 def span_select(alias: str) -> str:
     """The SELECT list of `SPAN_COLUMNS` from table alias `alias`, for `span_from_row`."""
     return ", ".join(f"{alias}.{name}" for name in SPAN_COLUMNS)
+
+
+def span_export_select(alias: str) -> str:
+    """The SELECT list of `SPAN_EXPORT_COLUMNS` from table alias `alias`."""
+    return ", ".join(f"{alias}.{name}" for name in SPAN_EXPORT_COLUMNS)
 
 
 def span_from_row(row: Sequence[Any]) -> SpanRecord:

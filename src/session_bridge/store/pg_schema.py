@@ -156,6 +156,15 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_by_exporter ON dead_letters (exporter, id);
 """,
     ),
+    Migration(
+        4,
+        "spans keep the ingestion event built at ingest",
+        """
+-- spans stored before keep NULL: their events are built when they are sent
+ALTER TABLE spans ADD COLUMN ingestion_event bytea;
+ALTER TABLE spans ADD COLUMN trace_fields bytea;
+""",
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

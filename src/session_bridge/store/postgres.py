@@ -100,6 +100,7 @@ _SPAN_TYPES = {
     "model": "text", "input_tokens": "int8", "output_tokens": "int8", "cache_read_tokens": "int8",
     "cache_creation_tokens": "int8", "reasoning_tokens": "int8", "cost_usd": "float8",
     "scope_name": "text", "resource_key": "bytea", "otlp_span": "bytea",
+    "ingestion_event": "bytea", "trace_fields": "bytea",
 }  # fmt: skip
 _SPAN_COLUMNS = ", ".join(columns.SPAN_WRITE_COLUMNS)
 _CREATE_SPAN_STAGING = "CREATE TEMP TABLE IF NOT EXISTS span_in (LIKE spans) ON COMMIT DELETE ROWS"

@@ -30,7 +30,8 @@ from session_bridge.store.sql_reads import SqlReads
 
 # 4: spans keyed by (trace_no, span_id) rather than (trace_id, span_id)
 # 5: traces keyed by (project_id, trace_id): two projects sharing a trace id get a trace each
-SCHEMA_VERSION = 5
+# 6: spans keep the ingestion event built at ingest (`columns.SPAN_EXPORT_COLUMNS`)
+SCHEMA_VERSION = 6
 _OLDEST_READABLE = 4  # no release ever wrote an older layout
 _MAX_VARS = 500  # bound on host parameters per statement
 _WAL_RESTART_FRAMES = 4096  # ~16 MiB of 4 KiB pages: then the WAL should start over
@@ -130,8 +131,13 @@ CREATE INDEX traces_by_session ON traces (project_id, session_id) WHERE session_
 CREATE INDEX traces_by_end ON traces (end_ns);
 """
 
+# spans stored before keep NULL: their events are built when they are sent
+_SPAN_EXPORT_FIELDS = "".join(
+    f"ALTER TABLE spans ADD COLUMN {name} BLOB;\n" for name in columns.SPAN_EXPORT_COLUMNS
+)
+
 # version -> the script that brings a database at that version to the next one
-_UPGRADES: dict[int, str] = {4: _TRACES_BY_PROJECT}
+_UPGRADES: dict[int, str] = {4: _TRACES_BY_PROJECT, 5: _SPAN_EXPORT_FIELDS}
 
 # sqlite3 binds only int, float, str and bytearray directly; None, bool and bytes (most
 # of a span row) first go through a failed adapter lookup (~0.5 us each, ~2 us per span

@@ -1,0 +1,390 @@
+"""Spans -> Langfuse ingestion events (`POST /api/public/ingestion`), as Langfuse reads
+spans: per span a `generation-create` (LLM calls), `event-create`
+(`langfuse.observation.type: event`) or `span-create`; per trace a `trace-create` (name,
+session, user, environment, release, version, tags, metadata, and the root's input and
+output). Field sources are Langfuse's (`mapping/langfuse.py`, `mapping/payloads.py`).
+
+An observation event depends on its span alone, so ingest builds it once, beside the
+mapping, where the span is already decoded (`ObservationEvent`); the exporters send the
+stored bytes. A trace-create depends on the trace's session, known only when it is sent:
+ingest keeps what each span says about its trace (`mapping.langfuse.trace_fields`), and
+the exporter folds those of the spans it sends (`trace_event`).
+
+Envelope ids are deterministic: an observation's from its trace, span and event type, so
+a resend overwrites it downstream instead of duplicating it; a trace-create's also from
+its body, so a later, fuller trace-create of the same trace (its session named by a later
+span) is a new event that the server merges into the trace, and an identical one
+overwrites. Envelope timestamps come from the spans, so the same span always yields the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from session_bridge.mapping.langfuse import (
+    RESOURCE_VERSION_KEYS,
+    VERSION_KEYS,
+    fold_trace,
+    trace_fields,
+)
+from session_bridge.mapping.mapper import MappedRequest, attribute_dict
+from session_bridge.mapping.payloads import (
+    RawSpan,
+    llm_details,
+    raw_span,
+    span_io,
+)
+from session_bridge.model import EventType, SpanRecord
+from session_bridge.timefmt import iso_from_ns
+
+NAMESPACE = uuid.UUID("6f0d3c52-4a8e-4b7c-9a51-0e9f2b1c7d40")
+_NAMESPACE_BYTES = NAMESPACE.bytes
+_LEVELS = {
+    "DEBUG": "DEBUG", "TRACE": "DEBUG", "VERBOSE": "DEBUG",
+    "DEFAULT": "DEFAULT", "INFO": "DEFAULT", "LOG": "DEFAULT", "NOTICE": "DEFAULT",
+    "OK": "DEFAULT", "SUCCESS": "DEFAULT",
+    "WARN": "WARNING", "WARNING": "WARNING",
+    "ERROR": "ERROR", "FATAL": "ERROR", "CRITICAL": "ERROR",
+}  # fmt: skip
+_LEVEL_KEY = ("langfuse.observation.level",)
+_TYPE_KEY = ("langfuse.observation.type",)
+# (key, parameter name) of each `gen_ai.request.*` / `llm.invocation_parameters.*` key,
+# found in the span's joined keys in one scan
+_PARAMETER_KEY = re.compile(
+    r"^((?:gen_ai\.request\.|llm\.invocation_parameters\.)([^\n]+))$", re.MULTILINE
+)
+_PARAMETER_OBJECT_KEYS = ("langfuse.observation.model.parameters", "llm.invocation_parameters")
+_ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
+_MAX_NAME = 1000
+_TRUNCATABLE = ("input", "output", "metadata", "statusMessage")
+_ALWAYS_USAGE = frozenset({"input", "output", "total"})
+_ID_PREFIX = b'{"id":"'
+TRUNCATED_KEY = "session_bridge.truncated"
+
+
+# -- at ingest ---------------------------------------------------------------------------
+
+
+def add_ingestion_events(mapped: MappedRequest) -> None:
+    """Set each record's `ingestion_event` and `trace_fields`, from its parsed OTLP span
+    and its resource (mapped with `decode_attributes`), after enrichment (costs)."""
+    decoded: dict[bytes, dict[str, Any]] = {}
+    resources = mapped.resources
+    for record, span, attributes in zip(
+        mapped.records, mapped.spans, mapped.attributes, strict=True
+    ):
+        resource = decoded.get(record.resource_key)
+        if resource is None:
+            resource = decoded[record.resource_key] = attribute_dict(
+                Resource.FromString(resources[record.resource_key]).attributes
+            )
+        raw = raw_span(span, resource, attributes)
+        io = span_io(raw)
+        record.ingestion_event = dumps(observation_event(record, raw, io))
+        fields = trace_fields(raw, record.parent_span_id is None, io)
+        record.trace_fields = dumps(fields) if fields else None
+
+
+# -- observations ------------------------------------------------------------------------
+
+
+def observation_event(
+    span: SpanRecord, raw: RawSpan, io: tuple[Any, Any] | None = None
+) -> dict[str, Any]:
+    """The generation-, event- or span-create of one span (`io`: its `span_io`, if known)."""
+    declared = raw.first(_TYPE_KEY)
+    if span.event_type is EventType.LLM_CALL:
+        kind = "generation-create"
+    elif isinstance(declared, str) and declared.lower() == "event":
+        kind = "event-create"
+    else:
+        kind = "span-create"
+    inputs, outputs = io if io is not None else span_io(raw)
+    trace_hex = span.trace_id.hex()
+    span_hex = span.span_id.hex()
+    body: dict[str, Any] = {
+        "id": span_hex,
+        "traceId": trace_hex,
+        "parentObservationId": span.parent_span_id.hex() if span.parent_span_id else None,
+        "name": span.name[:_MAX_NAME],
+        "startTime": iso_from_ns(span.start_ns),
+        "endTime": iso_from_ns(span.end_ns) if kind != "event-create" else None,
+        "level": _level(span, raw),
+        "statusMessage": span.status_message or None,
+        "input": inputs,
+        "output": outputs,
+        "metadata": {
+            "attributes": raw.attributes,
+            "resourceAttributes": raw.resource,
+            "scope": {"name": span.scope_name},
+            "eventType": span.event_type.value,
+        },
+        "version": _version(raw),
+        "environment": environment(span.environment),
+    }
+    if kind == "generation-create":
+        body.update(_generation(span, raw))
+    return envelope(f"{kind}:{trace_hex}:{span_hex}", kind, span.end_ns, _compact(body))
+
+
+@functools.lru_cache(maxsize=256)
+def environment(value: str | None) -> str | None:
+    """Langfuse's environment rule: lower case, no `langfuse-` prefix, at most 40 of
+    a-z 0-9 _ -; anything else is the default environment (None: not sent)."""
+    if value is None:
+        return None
+    name = re.sub(r"^langfuse[-_]", "", value.lower())[:40]
+    return name if _ENVIRONMENT.match(name) else None
+
+
+def _generation(span: SpanRecord, raw: RawSpan) -> dict[str, Any]:
+    llm = span.llm
+    out: dict[str, Any] = {"modelParameters": _model_parameters(raw) or None}
+    if llm is not None:
+        out["model"] = llm.model
+        if llm.input_tokens or llm.output_tokens:
+            usage = {
+                "input": max(
+                    llm.input_tokens - llm.cache_read_tokens - llm.cache_creation_tokens, 0
+                ),
+                "output": max(llm.output_tokens - llm.reasoning_tokens, 0),
+                "total": llm.input_tokens + llm.output_tokens,
+                "input_cached_tokens": llm.cache_read_tokens,
+                "input_cache_creation": llm.cache_creation_tokens,
+                "output_reasoning_tokens": llm.reasoning_tokens,
+            }
+            out["usageDetails"] = {k: v for k, v in usage.items() if v or k in _ALWAYS_USAGE}
+    if span.cost_usd is not None and math.isfinite(span.cost_usd):
+        out["costDetails"] = {"total": span.cost_usd}
+    details = llm_details(raw)
+    if details.ttft_ms is not None:
+        out["completionStartTime"] = iso_from_ns(span.start_ns + round(details.ttft_ms * 1e6))
+    version = _int(details.prompt_version)
+    if details.prompt_name and version is not None:
+        out["promptName"] = details.prompt_name
+        out["promptVersion"] = version
+    return out
+
+
+def _model_parameters(raw: RawSpan) -> dict[str, Any]:
+    """`gen_ai.request.*` (but the model) and invocation parameters, as the schema's
+    MapValue: strings, non-integral numbers, booleans, lists of strings."""
+    params: dict[str, Any] = {}
+    for key in _PARAMETER_OBJECT_KEYS:
+        whole = raw.first((key,))
+        if isinstance(whole, str) and whole.startswith("{"):
+            try:
+                whole = json.loads(whole)
+            except ValueError:
+                whole = None
+        if isinstance(whole, dict):
+            params.update(whole)
+    attributes = raw.attributes
+    for key, name in _PARAMETER_KEY.findall("\n".join(attributes)):
+        # (a key holding a newline may match in part: only whole keys count)
+        if key != "gen_ai.request.model" and key in attributes:
+            params[name] = attributes[key]
+    return {k: v for k, v in ((k, _map_value(v)) for k, v in params.items()) if v is not None}
+
+
+def _map_value(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return str(value)  # an integer matches both `integer` and `number` of MapValue's oneOf
+    if isinstance(value, float):
+        return value if math.isfinite(value) and not value.is_integer() else str(value)
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else json.dumps(v) for v in value]
+    if value is None:
+        return None
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _level(span: SpanRecord, raw: RawSpan) -> str:
+    declared = raw.first(_LEVEL_KEY)
+    if isinstance(declared, str) and declared.upper() in _LEVELS:
+        return _LEVELS[declared.upper()]
+    return "ERROR" if span.status_code == 2 or span.is_error else "DEFAULT"
+
+
+def _version(raw: RawSpan) -> str | None:
+    value = raw.first(VERSION_KEYS)
+    if value is None:
+        value = next((raw.resource[k] for k in RESOURCE_VERSION_KEYS if k in raw.resource), None)
+    return None if value is None else str(value)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+# -- traces ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TraceMember:
+    """One span of a trace-create, as the exporter reads it back."""
+
+    trace_id: bytes
+    is_root: bool
+    start_ns: int
+    end_ns: int
+    session_id: str | None
+    user_id: str | None
+    environment: str | None
+    fields: dict[str, Any] | None  # its `mapping.langfuse.trace_fields`
+
+
+def trace_event(
+    members: Sequence[TraceMember], resource: dict[str, Any], trace_start_ns: int | None
+) -> dict[str, Any]:
+    """The trace-create of one trace, from some (or all) of its spans: the root's fields
+    first, then the others' in order (`resource`: the first of those spans')."""
+    root = next((m for m in members if m.is_root), None)
+    ordered = ([root] if root is not None else []) + [m for m in members if m is not root]
+    fields = fold_trace([m.fields or {} for m in ordered], resource)
+    body = _compact(
+        {
+            "id": members[0].trace_id.hex(),
+            "timestamp": iso_from_ns(trace_start_ns or min(m.start_ns for m in members)),
+            "name": fields.name[:_MAX_NAME] if fields.name else None,
+            "userId": next((m.user_id for m in members if m.user_id), None),
+            "sessionId": next((m.session_id for m in members if m.session_id), None),
+            "environment": environment(
+                next((m.environment for m in members if m.environment), None)
+            ),
+            "release": fields.release,
+            "version": fields.version,
+            "tags": fields.tags or None,
+            "metadata": fields.metadata,
+            "input": fields.input,
+            "output": fields.output,
+            "public": True if fields.public else None,
+        }
+    )
+    digest = hashlib.blake2b(dumps(body), digest_size=16).hexdigest()
+    return envelope(
+        f"trace-create:{members[0].trace_id.hex()}:{digest}",
+        "trace-create",
+        max(m.end_ns for m in members),
+        body,
+    )
+
+
+# -- envelopes and bytes -----------------------------------------------------------------
+
+
+def envelope(name: str, kind: str, time_ns: int, body: dict[str, Any]) -> dict[str, Any]:
+    # `id` first: `event_key` reads it back from the bytes
+    return {"id": event_id(name), "timestamp": iso_from_ns(time_ns), "type": kind, "body": body}
+
+
+def event_id(name: str) -> str:
+    """`str(uuid.uuid5(NAMESPACE, name))`, without the `UUID` object (a third of the
+    cost of building an event went into it)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def event_key(payload: bytes) -> str:
+    """The envelope id of an event's bytes (`envelope` writes it first)."""
+    if payload.startswith(_ID_PREFIX):
+        end = payload.index(b'"', len(_ID_PREFIX))
+        return payload[len(_ID_PREFIX) : end].decode()
+    return str(orjson.loads(payload)["id"])
+
+
+def _compact(body: dict[str, Any]) -> dict[str, Any]:
+    """Fields without a value are left out: absent, they never overwrite on merge."""
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON. orjson does it ~10x faster than the standard library; what it
+    refuses (text that is not valid Unicode, integers past 64 bits) goes the slow way."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(_finite(value), separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+# -- size --------------------------------------------------------------------------------
+
+
+def fit(event: dict[str, Any], max_bytes: int) -> bytes:
+    """The event as JSON of at most `max_bytes` (when at all possible). Input, output,
+    metadata and status message share what room is left, the small ones kept whole, the
+    large ones cut to an equal share and marked, as a user would cut them by hand."""
+    data = dumps(event)
+    if len(data) <= max_bytes:
+        return data
+    body = event["body"]
+    values = {k: body[k] for k in _TRUNCATABLE if k in body}
+    texts = {k: v if isinstance(v, str) else dumps(v).decode() for k, v in values.items()}
+    sizes = {k: len(t.encode()) for k, t in texts.items()}
+    fixed = len(data) - sum(len(dumps(v)) for v in values.values())
+    budget = max_bytes - fixed - 128 * (len(values) + 1)
+    for _ in range(4):
+        shares = _shares(sizes, max(budget, 0))
+        cut = sorted(k for k in values if shares[k] < sizes[k])
+        for key, value in values.items():
+            body[key] = _cut(texts[key], shares[key]) if key in cut else value
+        if isinstance(body.get("metadata"), dict):
+            body["metadata"][TRUNCATED_KEY] = cut
+        data = dumps(event)
+        if len(data) <= max_bytes:
+            break
+        budget -= len(data) - max_bytes + 64  # JSON escaping took more than the raw text
+    return data
+
+
+def fit_bytes(payload: bytes, max_bytes: int) -> bytes:
+    """`fit` for an event already encoded (parsed again only when too large)."""
+    return payload if len(payload) <= max_bytes else fit(orjson.loads(payload), max_bytes)
+
+
+def _shares(sizes: dict[str, int], budget: int) -> dict[str, int]:
+    """Split `budget` bytes: each field gets what it needs, up to an equal share of what
+    the smaller ones left."""
+    shares: dict[str, int] = {}
+    left = budget
+    ordered = sorted(sizes, key=lambda k: sizes[k])
+    for i, key in enumerate(ordered):
+        shares[key] = min(sizes[key], left // (len(ordered) - i))
+        left -= shares[key]
+    return shares
+
+
+def _cut(text: str, keep_bytes: int) -> str:
+    encoded = text.encode(errors="replace")
+    kept = encoded[:keep_bytes].decode(errors="ignore")
+    return f"{kept}... [truncated by otel-session-bridge: {len(encoded)} bytes, {len(kept)} kept]"
