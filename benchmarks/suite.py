@@ -282,7 +282,7 @@ def end_to_end(
     dep = Deployment(children, workdir, args, backend=backend, replicas=replicas)
     try:
         ticks0 = dep.ticks()
-        result = dep.load(transport, args.seconds, 10_000_000)
+        result = dep.load(transport, args.seconds, args.max_requests or 10_000_000)
         loaded_at = time.monotonic()
         started_at = loaded_at - float(result["elapsed_s"])
         acked = int(result["spans_acknowledged"])
@@ -403,6 +403,8 @@ def ingest(
             "0",
             "--ready-timeout",
             str(args.ready_timeout),
+            "--max-requests",
+            str(args.max_requests),
         ]
     )
     rargs.bridge_cmd = args.bridge_cmd
@@ -617,6 +619,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="load per measurement (10)")
     p.add_argument("--warmup", type=float, default=2.0, help="warm-up of ingest rows (2)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (8)")
+    p.add_argument(
+        "--max-requests",
+        type=int,
+        default=0,
+        help="also end each load after this many requests of 512 spans (0: no limit)",
+    )
     p.add_argument("--transports", default="grpc,http", help="comma list (grpc,http)")
     p.add_argument("--replicas", default="1,3", help="PostgreSQL replica counts (1,3)")
     p.add_argument("--backlog", type=int, default=1_000_000, help="spans; 0 skips it")
