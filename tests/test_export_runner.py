@@ -8,6 +8,7 @@ clock on by `timeout` (that is how the runner sleeps between retries)."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
@@ -32,23 +33,17 @@ class FakeClock:
         return self.now
 
 
-class FakeStop:
-    """Stands in for the runner's `threading.Event`: waiting moves the fake clock."""
+class FakeStop(threading.Event):
+    """The runner's stop event, whose waiting moves the fake clock instead of blocking."""
 
     def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
         self.clock = clock
-        self.flag = False
-
-    def set(self) -> None:
-        self.flag = True
-
-    def is_set(self) -> bool:
-        return self.flag
 
     def wait(self, timeout: float | None = None) -> bool:
-        if not self.flag and timeout is not None:
+        if not self.is_set() and timeout is not None:
             self.clock.now += timeout
-        return self.flag
+        return self.is_set()
 
 
 class MemoryLog(ExportLog):
@@ -177,7 +172,7 @@ class Harness:
         self.runner = ExporterRunner(
             self.exporter, self.log, config, metrics, clock=self.clock, rng=rng
         )
-        self.runner._stop = FakeStop(self.clock)  # type: ignore[assignment]
+        self.runner._stop = FakeStop(self.clock)
         self.runner._load_cursor()  # what start() does, without starting the thread
 
     def step_at(self, offset: float) -> bool:
