@@ -43,5 +43,5 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmark suite (about 12 minutes; pass options after --, e.g. -- --seconds 5)."""
+    """The benchmark suite (15 to 20 minutes; pass options after --, e.g. -- --seconds 5)."""
     session.run(PY, "benchmarks/suite.py", *session.posargs)
