@@ -9,10 +9,10 @@ and end an outage (503 + Retry-After: 1 meanwhile). Binds 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,7 +42,8 @@ def make_app(counts: Counts) -> Starlette:
         if counts.down:
             counts.refused += 1
             return JSONResponse({"message": "down"}, status_code=503, headers={"Retry-After": "1"})
-        batch = json.loads(body)["batch"]
+        # orjson: this endpoint stands for a remote server, its CPU should not count
+        batch = orjson.loads(body)["batch"]
         ids = [e["body"]["id"] for e in batch if e["type"] != "trace-create"]
         now = time.monotonic()
         with counts.lock:
@@ -54,8 +55,8 @@ def make_app(counts: Counts) -> Starlette:
             counts.bytes += len(body)
             counts.first_at = counts.first_at or now
             counts.last_at = now
-        successes = [{"id": e["id"], "status": 201} for e in batch]
-        return JSONResponse({"successes": successes, "errors": []}, status_code=207)
+        # every event a success: the exporter reads only `errors`
+        return Response(b'{"successes":[],"errors":[]}', 207, media_type="application/json")
 
     async def stats(request: Request) -> Response:
         with counts.lock:

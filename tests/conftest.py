@@ -23,9 +23,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from session_bridge.config import BridgeConfig, StorageConfig
+from session_bridge.config import BridgeConfig, ConfigError, parse
 from session_bridge.server import Bridge, Endpoints
 from session_bridge.store.base import Store
+from session_bridge.store.config import StorageConfig
 from session_bridge.store.factory import open_store
 from tests import pg
 
@@ -140,6 +141,13 @@ class WriteBlocker:
     def release(self) -> None:
         self._conn.rollback()
         self._conn.close()
+
+
+def config_problems(text: str) -> list[str]:
+    """The problems `parse` names in a configuration document that must be invalid."""
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    return caught.value.problems
 
 
 def make_config(data_dir: Path, **sections: dict[str, Any]) -> BridgeConfig:

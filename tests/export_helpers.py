@@ -14,9 +14,8 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from session_bridge.config import (
-    BridgeConfig,
-    Duration,
+from session_bridge.config import BridgeConfig, Duration
+from session_bridge.export.config import (
     ExporterCommon,
     ExportRetryConfig,
     IngestionExporterConfig,
@@ -53,7 +52,7 @@ def ingestion(server: IngestionServer, **overrides: Any) -> IngestionExporterCon
 
 def exporting_config(data_dir: Path, *exporters: ExporterCommon) -> BridgeConfig:
     config = make_config(data_dir)
-    config.exporters = list(exporters)  # type: ignore[arg-type]
+    config.exporters = list(exporters)
     return config
 
 

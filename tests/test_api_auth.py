@@ -21,7 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from session_bridge.config import ApiKeyConfig, ConfigError, parse
+from session_bridge.config import ConfigError, parse
+from session_bridge.keys import ApiKeyConfig
 from tests import agent_scenario as scenario
 from tests.conftest import RunningBridge, make_config
 from tests.otlp_builders import new_span_id, new_trace_id, proto_request, proto_span

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from genai_prices import Usage, calc_price
 
-from session_bridge.config import ModelPriceConfig
+from session_bridge.enrich.config import ModelPriceConfig
 from tests.conftest import TEST_DATA, RunningBridge, make_config, sdk_provider
 from tests.otlp_builders import json_request, json_span, new_span_id, new_trace_id
 

@@ -10,23 +10,41 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.export.langfuse_events import ingestion_units
-from session_bridge.mapping.langfuse_events import environment, fit
 from session_bridge.export.log import LogEntry
+from session_bridge.mapping.langfuse_events import add_ingestion_events, environment, fit
 from session_bridge.mapping.mapper import map_request
 from tests.ingestion_server import schema_errors
 from tests.otlp_builders import T0, proto_request, proto_span
 
 
-def entries(spans: list[Span], resource: dict[str, Any] | None = None) -> list[LogEntry]:
-    mapped = map_request(proto_request(spans, resource))
+def entries(
+    spans: list[Span], resource: dict[str, Any] | None = None, *, built_at_ingest: bool = False
+) -> list[LogEntry]:
+    """Log entries of `spans`; `built_at_ingest`: with their events built as ingest builds
+    them (else the exporter builds them, as for spans stored without)."""
+    mapped = map_request(proto_request(spans, resource), decode_attributes=built_at_ingest)
+    if built_at_ingest:
+        add_ingestion_events(mapped)
     return [
-        LogEntry(i + 1, "default", r, mapped.resources[r.resource_key], None, len(r.otlp_span))
+        LogEntry(
+            i + 1,
+            "default",
+            r,
+            mapped.resources[r.resource_key],
+            None,
+            len(r.otlp_span),
+            ingestion_event=r.ingestion_event,
+            trace_fields=r.trace_fields,
+        )
         for i, r in enumerate(mapped.records)
     ]
 
 
 def events(spans: list[Span], limit: int = 1_000_000, **resource: Any) -> list[dict[str, Any]]:
+    """The events of `spans`, the same bytes whether built at ingest or at export."""
     units = ingestion_units(entries(spans, resource or None), limit)
+    at_ingest = ingestion_units(entries(spans, resource or None, built_at_ingest=True), limit)
+    assert [(u.payload, u.key) for u in at_ingest] == [(u.payload, u.key) for u in units]
     assert all(len(u.payload) <= limit for u in units)
     return [json.loads(u.payload) for u in units]
 

@@ -13,7 +13,8 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge import cli
-from session_bridge.config import BridgeConfig, ByteSize, ConfigError, FileExporterConfig, parse
+from session_bridge.config import BridgeConfig, ByteSize, ConfigError, parse
+from session_bridge.export.config import FileExporterConfig
 from session_bridge.export.sqlite_log import SqliteExportLog
 from session_bridge.mapping.mapper import map_request
 from session_bridge.proto.session_bridge.v1.records_pb2 import SpanRecord

@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from session_bridge import cli
-from session_bridge.config import BridgeConfig, StorageConfig
+from session_bridge.config import BridgeConfig
+from session_bridge.store.config import StorageConfig
 from session_bridge.store.factory import open_store
 from tests.conftest import RunningBridge
 from tests.export_helpers import (

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from session_bridge.config import ByteSize, Duration, ExporterCommon, ExportRetryConfig
+from session_bridge.config import ByteSize, Duration
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
+from session_bridge.export.config import ExporterCommon, ExportRetryConfig
 from session_bridge.export.log import ExportLog, LogEntry, StoredDeadLetter
 from session_bridge.export.runner import ExporterRunner
 from session_bridge.model import EventType, SpanRecord

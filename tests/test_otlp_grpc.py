@@ -14,7 +14,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from session_bridge.config import ByteSize, StorageConfig
+from session_bridge.config import ByteSize
+from session_bridge.store.config import StorageConfig
 from tests.conftest import RunningBridge, WriteBlocker, make_config
 from tests.otlp_builders import proto_request, proto_span
 

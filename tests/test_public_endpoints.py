@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from session_bridge.config import ApiKeyConfig, ConfigError, parse
+from session_bridge.config import ConfigError, parse
+from session_bridge.keys import ApiKeyConfig
 from tests.conftest import RunningBridge, make_config
 
 SECRET = "sk-metrics-0123456789abcdef"

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from session_bridge.config import StorageConfig
 from session_bridge.rollup.rollup import Rollup
 from session_bridge.store.base import SessionQuery, Store
+from session_bridge.store.config import StorageConfig
 from session_bridge.store.factory import open_store
 from tests.workload import Delivery, agent_traffic
 

@@ -10,9 +10,10 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from session_bridge.config import Duration, RetentionConfig
+from session_bridge.config import Duration
 from session_bridge.mapping.mapper import map_request
 from session_bridge.store.base import Store, WriteBatch
+from session_bridge.store.config import RetentionConfig
 from session_bridge.store.postgres import PostgresSettings, PostgresStore
 from session_bridge.store.retention import RetentionWorker
 from tests.otlp_builders import proto_request, proto_span
@@ -37,8 +38,16 @@ def _trace(store: Store, session: str | None, ended_ago: int, spans: int = 2) ->
     return trace_id
 
 
-def _worker(store: Store, **retention: object) -> RetentionWorker:
-    config = RetentionConfig(batch_size=2, **retention)  # type: ignore[arg-type]
+def _worker(
+    store: Store,
+    spans: Duration,
+    sessions: Duration = Duration(0.0),
+    interval: Duration = Duration(60.0),
+) -> RetentionWorker:
+    # model_construct: a test interval shorter than the configuration allows
+    config = RetentionConfig.model_construct(
+        batch_size=2, spans=spans, sessions=sessions, interval=interval
+    )
     return RetentionWorker(store, config, clock=lambda: NOW)
 
 

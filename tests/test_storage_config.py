@@ -6,17 +6,11 @@ import pytest
 
 from session_bridge.config import ConfigError, load, parse
 from session_bridge.store.factory import describe_storage
-from tests.conftest import REPO
-
-
-def _problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse(text)
-    return caught.value.problems
+from tests.conftest import REPO, config_problems
 
 
 def test_every_storage_problem_names_its_key() -> None:
-    problems = _problems(
+    problems = config_problems(
         """
 storage:
   backend: mysql
@@ -43,17 +37,17 @@ storage:
 
 
 def test_backend_and_dsn_go_together() -> None:
-    assert _problems("storage:\n  backend: postgres\n") == [
+    assert config_problems("storage:\n  backend: postgres\n") == [
         "storage.postgres.dsn: required when storage.backend is postgres"
     ]
-    assert _problems("storage:\n  postgres:\n    dsn: postgresql://db/bridge\n") == [
+    assert config_problems("storage:\n  postgres:\n    dsn: postgresql://db/bridge\n") == [
         "storage.postgres.dsn: set, but storage.backend is sqlite"
         " (set storage.backend: postgres to use PostgreSQL)"
     ]
 
 
 def test_sessions_outlive_their_spans() -> None:
-    assert _problems("storage:\n  retention:\n    spans: 7d\n    sessions: 1d\n") == [
+    assert config_problems("storage:\n  retention:\n    spans: 7d\n    sessions: 1d\n") == [
         "storage.retention.sessions: must be at least storage.retention.spans (604800s), got 86400s"
     ]
     retention = parse("storage:\n  retention:\n    spans: 7d\n    sessions: 30d\n").storage

@@ -25,7 +25,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from session_bridge.cli import _announce
-from session_bridge.config import BridgeConfig, ConfigError, TlsConfig, parse
+from session_bridge.config import BridgeConfig, ConfigError, parse
+from session_bridge.receivers.config import TlsConfig
 from session_bridge.server import Endpoints
 from tests.certs import Authority, Pair
 from tests.conftest import RunningBridge, make_config

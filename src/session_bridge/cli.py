@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from session_bridge import __version__, logs, malloc
-from session_bridge.config import BridgeConfig, ConfigError, load, split_endpoint
+from session_bridge.config import LOG_FORMATS, LOG_LEVELS, BridgeConfig, ConfigError, load
+from session_bridge.receivers.config import MAX_WORKERS, split_endpoint
 from session_bridge.telemetry import share_metrics_between_processes
 
 if TYPE_CHECKING:
@@ -38,10 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="where the SQLite database lives")
     run.add_argument("--grpc", type=_endpoint, metavar="HOST:PORT", help="OTLP/gRPC listen address")
     run.add_argument("--http", type=_endpoint, metavar="HOST:PORT", help="OTLP/HTTP + API address")
-    run.add_argument("--log-format", choices=("text", "json"))
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--log-format", choices=LOG_FORMATS)
+    run.add_argument("--log-level", choices=LOG_LEVELS)
     run.add_argument(
-        "--workers", type=int, help="map worker processes that prepare the requests (1-64)"
+        "--workers",
+        type=int,
+        help=f"map worker processes that prepare the requests (1-{MAX_WORKERS})",
     )
 
     upgrade = sub.add_parser("migrate", help="apply the store's pending schema migrations")
@@ -68,7 +71,7 @@ def _apply_flags(config: BridgeConfig, args: argparse.Namespace) -> None:
     if args.log_level:
         config.log.level = args.log_level
     if args.workers:
-        config.receivers.otlp.workers = max(1, min(64, args.workers))
+        config.receivers.otlp.workers = max(1, min(MAX_WORKERS, args.workers))
 
 
 def _announce(
@@ -173,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     malloc.limit_arenas()
     try:
         if config.receivers.otlp.workers > 1:
-            data_dir = Path(config.storage.data_dir).expanduser().resolve()
-            share_metrics_between_processes(data_dir / ".metrics")
+            share_metrics_between_processes(config.storage.data_path / ".metrics")
         from session_bridge.receivers.connections import raise_open_file_limit
         from session_bridge.server import Bridge
 

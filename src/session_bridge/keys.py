@@ -14,10 +14,73 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from session_bridge.config import ApiKeyConfig, secret_digest
+from pydantic import Field
+
+from session_bridge.configkit import Section
+
+# Project ids appear in URL paths: a conservative alphabet, checked in config and in the APIs.
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ApiKeyConfig(Section):
+    project_id: str = ""
+    public_key: str = ""
+    secret_key: str = ""
+    secret_key_sha256: str = ""
+
+
+def secret_digest(key: ApiKeyConfig) -> str:
+    """The sha256 (hex, lower case) of a key's secret, however the config gave it."""
+    if key.secret_key_sha256:
+        return key.secret_key_sha256.lower()
+    return hashlib.sha256(key.secret_key.encode()).hexdigest()
+
+
+class AuthConfig(Section):
+    """`auth:` — the API keys (`receivers.otlp.auth` says whether ingest needs one)."""
+
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list)
+
+    def check(self, path: str) -> list[str]:
+        problems: list[str] = []
+        public_keys: set[str] = set()
+        secrets: set[str] = set()
+        for index, key in enumerate(self.api_keys):
+            at = f"{path}.api_keys[{index}]"
+            if not PROJECT_ID.match(key.project_id):
+                problems.append(
+                    f"{at}.project_id: must match {PROJECT_ID_PATTERN}, got {key.project_id!r}"
+                )
+            if not key.public_key.strip():
+                problems.append(f"{at}.public_key: required (e.g. pk-...)")
+            elif key.public_key in public_keys:
+                problems.append(f"{at}.public_key: {key.public_key!r} is used by another key")
+            public_keys.add(key.public_key)
+            if bool(key.secret_key) == bool(key.secret_key_sha256):
+                problems.append(f"{at}: set exactly one of secret_key and secret_key_sha256")
+            elif key.secret_key_sha256 and not _SHA256_HEX.match(key.secret_key_sha256):
+                problems.append(f"{at}.secret_key_sha256: expected 64 hex digits (a sha256)")
+            elif key.secret_key and len(key.secret_key) < 16:
+                problems.append(f"{at}.secret_key: must be at least 16 characters")
+            elif secret_digest(key) in secrets:
+                problems.append(f"{at}: the same secret is used by another key")
+            else:
+                secrets.add(secret_digest(key))
+        return problems
+
+    def hash_secrets(self) -> None:
+        """Keep only the sha256 of each key's secret: the plaintext is not held in memory
+        after loading, nor handed to the map workers."""
+        for key in self.api_keys:
+            if key.secret_key:
+                key.secret_key_sha256 = secret_digest(key)
+                key.secret_key = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ import logging
 import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import uvicorn
@@ -25,12 +24,13 @@ from session_bridge.api.raw_path import RawPathRouting
 from session_bridge.api.search import search_router
 from session_bridge.api.sessions import sessions_router
 from session_bridge.api.ui import install_ui
-from session_bridge.config import BridgeConfig, join_endpoint, split_endpoint
+from session_bridge.config import BridgeConfig
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
 from session_bridge.keys import IngestAuth, KeyRing
 from session_bridge.pipeline import IngestPipeline, LocalPreparer, Preparer
+from session_bridge.receivers.config import join_endpoint, split_endpoint
 from session_bridge.receivers.connections import (
     HttpLimits,
     listen,
@@ -43,7 +43,7 @@ from session_bridge.receivers.http import traces_router
 from session_bridge.receivers.passthrough import Passthrough
 from session_bridge.receivers.tls import TlsFiles, http_context, reload_http_context
 from session_bridge.store.base import Store
-from session_bridge.store.factory import describe_storage, open_store
+from session_bridge.store.factory import backend, describe_storage, open_store
 from session_bridge.store.lock import DataDirLock
 from session_bridge.store.retention import RetentionWorker
 from session_bridge.store.writer import GroupCommitWriter
@@ -143,7 +143,7 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
-        self.data_dir = Path(config.storage.data_dir).expanduser().resolve()
+        self.data_dir = config.storage.data_path
         self.storage_description = describe_storage(config.storage)
         self._lock: DataDirLock | None = None
         self._store: Store | None = None
@@ -163,7 +163,7 @@ class Bridge:
         """Build everything, then listen and serve."""
         cfg = self.config
         otlp = cfg.receivers.otlp
-        if cfg.storage.backend == "sqlite":
+        if backend(cfg.storage).exclusive_data_dir:
             self._lock = DataDirLock(self.data_dir)
         store = open_store(cfg.storage)
         self._store = store

@@ -18,8 +18,7 @@ from fastapi.openapi.models import SecurityBase as SecurityModel
 from fastapi.security.base import SecurityBase
 
 from session_bridge.api.errors import not_found
-from session_bridge.config import PROJECT_ID_PATTERN
-from session_bridge.keys import ApiKey, KeyRing
+from session_bridge.keys import PROJECT_ID_PATTERN, ApiKey, KeyRing
 
 
 class Scheme(Enum):

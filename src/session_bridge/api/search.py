@@ -36,7 +36,12 @@ from session_bridge.api.search_models import (
 )
 from session_bridge.mapping.langfuse import langfuse_trace
 from session_bridge.mapping.payloads import decode_span
-from session_bridge.rollup.rollup import NANO_USD, client_of, geo_of, stamped_value
+from session_bridge.rollup.rollup import (
+    client_of,
+    estimated_cost_usd,
+    geo_of,
+    stamped_value,
+)
 from session_bridge.store.base import SessionRow, Store
 from session_bridge.store.search import (
     MAX_CONDITIONS,
@@ -195,7 +200,6 @@ def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> A
                 "country_code": geo.country_code if geo else None,
                 "device_type": client.device_type if client else None,
             }
-            priced = r.request_count > r.unpriced_count
             start, end = r.start_ns or 0, r.end_ns or 0
             out.append(
                 ExtendedSessionRecord(
@@ -213,7 +217,7 @@ def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> A
                     status_code=500 if r.error_count else 200,
                     metrics=SessionRecordMetrics(
                         duration_ns=end - start,
-                        cost=r.cost_nano_usd / NANO_USD if priced else None,
+                        cost=estimated_cost_usd(r),
                         num_input_tokens=r.input_tokens,
                         num_output_tokens=r.output_tokens,
                         num_total_tokens=r.input_tokens + r.output_tokens,

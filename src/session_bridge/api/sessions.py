@@ -15,11 +15,18 @@ from session_bridge.api.cursor import OneOf, decode_cursor, encode_cursor
 from session_bridge.api.errors import error_responses
 from session_bridge.api.params import CHECKED_PARAMETERS, Timestamp
 from session_bridge.api.raw_path import PathSegment
-from session_bridge.rollup.rollup import NANO_USD, client_of, geo_of, stamped_value
+from session_bridge.rollup.rollup import (
+    client_of,
+    estimated_cost_usd,
+    geo_of,
+    stamped_value,
+)
 from session_bridge.store.base import SessionQuery, SessionRow, Store
 from session_bridge.timefmt import iso_from_ns, ns_from_datetime
 
 
+# model.ClientInfo and model.GeoInfo as the API shows them (tests/test_one_source.py keeps
+# the fields the same)
 class Client(BaseModel):
     ip: str | None = None
     user_agent: str | None = None
@@ -85,7 +92,6 @@ def session_view(row: SessionRow, now_ns: int, inactivity_timeout_ns: int) -> Se
     end = r.end_ns or start
     client = client_of(r)
     geo = geo_of(r)
-    priced = r.request_count - r.unpriced_count
     return Session(
         session_id=row.session_id,
         user_id=stamped_value(r.user_id),
@@ -109,7 +115,7 @@ def session_view(row: SessionRow, now_ns: int, inactivity_timeout_ns: int) -> Se
             reasoning_output_tokens=r.reasoning_tokens,
             models_used=sorted(r.models),
             providers_used=sorted(r.providers),
-            estimated_cost_usd=r.cost_nano_usd / NANO_USD if priced > 0 else None,
+            estimated_cost_usd=estimated_cost_usd(r),
             unpriced_request_count=r.unpriced_count,
         ),
     )

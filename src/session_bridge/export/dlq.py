@@ -20,10 +20,11 @@ from typing import TextIO
 
 from session_bridge.config import BridgeConfig
 from session_bridge.export.base import Exporter, Failure, pack
+from session_bridge.export.config import create_exporter
 from session_bridge.export.log import ExportLog, StoredDeadLetter
 from session_bridge.export.records import from_proto
-from session_bridge.export.service import build_exporter, open_export_log
-from session_bridge.store.factory import sqlite_path
+from session_bridge.export.service import open_export_log
+from session_bridge.store.factory import backend
 from session_bridge.timefmt import iso_from_ns
 
 PAGE = 500
@@ -55,8 +56,10 @@ def run(args: argparse.Namespace, config: BridgeConfig, out: TextIO | None = Non
     out = out or sys.stdout
     if args.data_dir:
         config.storage.data_dir = args.data_dir
-    if config.storage.backend == "sqlite" and not sqlite_path(config.storage).exists():
-        print(f"no bridge data at {sqlite_path(config.storage)}", file=sys.stderr)
+    if not backend(config.storage).has_data(config.storage):
+        print(
+            f"no bridge data at {backend(config.storage).describe(config.storage)}", file=sys.stderr
+        )
         return 1
     export_log = open_export_log(config.storage)
     try:
@@ -115,7 +118,7 @@ class ReplayCount:
 def _replay(
     export_log: ExportLog, args: argparse.Namespace, config: BridgeConfig, out: TextIO
 ) -> int:
-    data_dir = Path(config.storage.data_dir).expanduser().resolve()
+    data_dir = config.storage.data_path
     configured = {c.label: c for c in config.exporters}
     exporters: dict[str, Exporter] = {}
     count = ReplayCount()
@@ -132,7 +135,7 @@ def _replay(
                     count.skipped += len(letters)
                     continue
                 if name not in exporters:
-                    exporters[name] = build_exporter(configured[name], data_dir)
+                    exporters[name] = create_exporter(configured[name], data_dir)
                 _replay_some(export_log, exporters[name], letters, count)
     finally:
         for exporter in exporters.values():

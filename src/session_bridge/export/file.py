@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from session_bridge.config import FileExporterConfig, IngestionExporterConfig
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
+from session_bridge.export.config import FileExporterConfig, IngestionExporterConfig
 from session_bridge.export.langfuse_events import ingestion_units
 from session_bridge.export.log import LogEntry
 from session_bridge.export.records import to_proto

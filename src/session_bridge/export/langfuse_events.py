@@ -19,7 +19,6 @@ from session_bridge.export.base import Unit
 from session_bridge.export.log import LogEntry
 from session_bridge.mapping.langfuse import trace_fields
 from session_bridge.mapping.langfuse_events import (
-    TraceMember,
     dumps,
     event_key,
     fit,
@@ -75,21 +74,9 @@ def _trace_unit(
     resource: Any,
     max_event_bytes: int,
 ) -> Unit:
-    members = [
-        TraceMember(
-            trace_id=e.span.trace_id,
-            is_root=e.span.parent_span_id is None,
-            start_ns=e.span.start_ns,
-            end_ns=e.span.end_ns,
-            session_id=e.span.session_id,
-            user_id=e.span.user_id,
-            environment=e.span.environment,
-            fields=f,
-        )
-        for e, f in zip(entries, fields, strict=True)
-    ]
+    spans = [e.span for e in entries]
     # the trace's resource: its root's when the root is among the entries, as Langfuse reads it
     first = next((e for e in entries if e.span.parent_span_id is None), entries[0])
     started = next((e.trace_start_ns for e in entries if e.trace_start_ns), None)
-    event = trace_event(members, resource(first), started)
+    event = trace_event(spans, fields, resource(first), started)
     return Unit(payload=fit(event, max_event_bytes), entries=entries, key=event["id"])

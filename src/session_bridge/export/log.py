@@ -11,7 +11,7 @@ same transaction that files what it could not deliver as dead letters.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +107,30 @@ class ExportLog(ABC):
 _EXPORT_FIELDS = len(columns.SPAN_EXPORT_COLUMNS)
 
 
-def entry_from_row(row: Sequence[Any]) -> LogEntry:
-    """A log entry from `position, project_id, resource, trace session, trace user, trace
-    start`, then `columns.span_export_select` and `columns.span_select`."""
-    position, project_id, resource, trace_session, trace_user, trace_start = row[:6]
+class ResourceCache:
+    """Serialized resources by key, for the entries of reads: the spans of a read share a
+    few resources, which never change once stored (fetching each span's own copy cost
+    more than the rest of its row)."""
+
+    def __init__(self, fetch: Callable[[list[bytes]], dict[bytes, bytes]], limit: int = 4096):
+        self._fetch = fetch
+        self._limit = limit
+        self._known: dict[bytes, bytes] = {}
+
+    def resolve(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        missing = list({bytes(k) for k in keys if k not in self._known})
+        if missing:
+            if len(self._known) + len(missing) > self._limit:
+                self._known = {}
+            self._known.update(self._fetch(missing))
+        return self._known
+
+
+def entry_from_row(row: Sequence[Any], resources: dict[bytes, bytes]) -> LogEntry:
+    """A log entry from `position, project_id, resource_key, trace session, trace user,
+    trace start`, then `columns.span_export_select` and `columns.span_select`
+    (`resources`: from `ResourceCache.resolve`)."""
+    position, project_id, resource_key, trace_session, trace_user, trace_start = row[:6]
     ingestion_event, trace_fields = row[6 : 6 + _EXPORT_FIELDS]
     span = columns.span_from_row(row[6 + _EXPORT_FIELDS :])
     span.session_id = trace_session or span.session_id
@@ -119,7 +139,7 @@ def entry_from_row(row: Sequence[Any]) -> LogEntry:
         position=int(position),
         project_id=project_id,
         span=span,
-        resource=bytes(resource) if resource is not None else b"",
+        resource=resources.get(resource_key, b""),
         trace_start_ns=trace_start,
         size=len(span.otlp_span),
         ingestion_event=bytes(ingestion_event) if ingestion_event is not None else None,

@@ -20,8 +20,8 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from session_bridge.config import OtlpExporterConfig
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
+from session_bridge.export.config import OtlpExporterConfig
 from session_bridge.export.log import LogEntry
 from session_bridge.export.upstream import TRACES, Upstream, UpstreamSettings, Verdict
 

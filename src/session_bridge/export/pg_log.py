@@ -31,7 +31,13 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from session_bridge.export.log import ExportLog, LogEntry, StoredDeadLetter, entry_from_row
+from session_bridge.export.log import (
+    ExportLog,
+    LogEntry,
+    ResourceCache,
+    StoredDeadLetter,
+    entry_from_row,
+)
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
 from session_bridge.store import columns
 from session_bridge.store.postgres import PostgresSettings, connect_kwargs, migrate_schema
@@ -57,11 +63,10 @@ fresh AS (
 UPDATE export_log_state SET sequenced_below = (SELECT below FROM horizon)"""
 
 _READ = f"""
-SELECT e.position, s.project_id, r.resource, t.session_id, t.user_id, t.start_ns,
+SELECT e.position, s.project_id, s.resource_key, t.session_id, t.user_id, t.start_ns,
   {columns.span_export_select("s")}, {columns.span_select("s")}
 FROM export_log e
 JOIN spans s ON s.log_xid = e.log_xid
-LEFT JOIN resources r ON r.resource_key = s.resource_key
 LEFT JOIN traces t ON t.project_id = s.project_id AND t.trace_id = s.trace_id
 WHERE e.position > %s AND e.position <= %s
 ORDER BY e.position, s.project_id, s.trace_id, s.start_ns, s.span_id"""
@@ -97,6 +102,7 @@ class PostgresExportLog(ExportLog):
         self._pool.open(wait=True, timeout=settings.connect_timeout_s)
         self._leases: dict[str, _Lease] = {}
         self._lock = threading.Lock()
+        self._resources = ResourceCache(self._fetch_resources)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._settings.schema)))
@@ -192,7 +198,16 @@ class PostgresExportLog(ExportLog):
             if last == cursor:
                 return []
             rows = conn.execute(_READ.encode(), (cursor, last)).fetchall()
-        return [entry_from_row(row) for row in rows]
+        resources = self._resources.resolve(row[2] for row in rows)
+        return [entry_from_row(row, resources) for row in rows]
+
+    def _fetch_resources(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT resource_key, resource FROM resources WHERE resource_key = ANY(%s)",
+                (keys,),
+            ).fetchall()
+        return {bytes(key): bytes(resource) for key, resource in rows}
 
     def bytes_between(self, after: int, until: int) -> int:
         total = self._one(

@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from session_bridge.config import ExportRetryConfig
+from session_bridge.export.config import ExportRetryConfig
 
 MAX_SERVER_DELAY_S = 3600.0  # a Retry-After beyond this is taken as this
 

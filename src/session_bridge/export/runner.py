@@ -21,8 +21,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from session_bridge.config import ExporterCommon
 from session_bridge.export.base import Exporter, Failure, Unit, pack
+from session_bridge.export.config import ExporterCommon
 from session_bridge.export.log import ExportLog, LogEntry
 from session_bridge.export.records import to_proto
 from session_bridge.export.retry import Backoff
@@ -39,6 +39,7 @@ _LOG_EVERY_S = 60.0  # repeated transient failures are logged at most this often
 class _Seen:
     at: float  # monotonic time the head was first seen at
     head: int
+    appended: int  # `ExporterRunner._appended` then: the bytes seen arriving up to `head`
 
 
 class ExporterRunner:
@@ -67,6 +68,7 @@ class ExporterRunner:
         self.cursor = 0
         self.head = 0
         self.backlog_bytes = 0  # read by the receivers' admission check, from any thread
+        self._appended = 0  # bytes seen arriving in the log since the cursor was loaded
         self._dead_letters = 0
         self.blocked: Failure | None = None
         self._failing_since: float | None = None
@@ -91,8 +93,9 @@ class ExporterRunner:
         self.cursor = self._log.cursor(self.name)
         self.head = self._log.head()
         self.backlog_bytes = self._log.bytes_between(self.cursor, self.head)
+        self._appended = self.backlog_bytes
         self._seen.clear()
-        self._seen.append(_Seen(self._clock(), self.head))
+        self._seen.append(_Seen(self._clock(), self.head, self._appended))
         self._followed_at = self._clock()
 
     def request_stop(self) -> None:
@@ -150,17 +153,19 @@ class ExporterRunner:
             self._load_cursor()
         self._poll()
         now = self._clock()
-        ready = self._ready(now - float(self._config.settle_delay))
+        ready, ready_bytes = self._ready(now - float(self._config.settle_delay))
         if ready <= self.cursor:
+            return False
+        # read only to send: a full request, or spans that waited their flush interval
+        full = ready_bytes >= self.exporter.max_request_bytes
+        if not full and now < self._seen_at(self.cursor + 1) + self._window:
             return False
         entries = self._log.read_after(self.cursor, ready, self.exporter.max_request_bytes)
         if not entries:  # nothing left in that range (deleted): nothing to deliver
             self._log.commit(self.name, ready, [])
             self.cursor = ready
+            self.backlog_bytes = max(self.backlog_bytes - ready_bytes, 0)
             return True
-        full = sum(e.size for e in entries) >= self.exporter.max_request_bytes
-        if not full and now < self._seen_at(entries[0].position) + self._window:
-            return False
         return self._deliver(entries)
 
     def _deliver(self, entries: list[LogEntry]) -> bool:
@@ -259,22 +264,29 @@ class ExporterRunner:
         head = self._log.head()
         if head <= self.head:
             return
-        self.backlog_bytes += self._log.bytes_between(self.head, head)
+        arrived = self._log.bytes_between(self.head, head)
+        self.backlog_bytes += arrived
+        self._appended += arrived
         self.head = head
         now = self._clock()
         if len(self._seen) >= 2 and self._seen[-1].at <= now - self._window:
             del self._seen[-2]  # both long settled: one is enough (bounds the deque)
-        self._seen.append(_Seen(now, head))
+        self._seen.append(_Seen(now, head, self._appended))
         self._publish()
 
-    def _ready(self, settled_before: float) -> int:
-        """The newest position seen before `settled_before`."""
+    def _ready(self, settled_before: float) -> tuple[int, int]:
+        """The newest position seen before `settled_before`, and the bytes waiting up to
+        it (after the cursor)."""
         ready = self.cursor
+        appended = None
         for seen in self._seen:
             if seen.at > settled_before:
                 break
-            ready = max(ready, seen.head)
-        return ready
+            if seen.head > ready:
+                ready, appended = seen.head, seen.appended
+        if appended is None:
+            return ready, 0
+        return ready, max(self.backlog_bytes - (self._appended - appended), 0)
 
     def _seen_at(self, position: int) -> float:
         return next((s.at for s in self._seen if s.head >= position), self._clock())

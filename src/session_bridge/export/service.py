@@ -5,46 +5,44 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from session_bridge.config import (
-    ExporterConfig,
-    IngestionExporterConfig,
-    OtlpExporterConfig,
-    StorageConfig,
-)
-from session_bridge.export.base import Exporter
-from session_bridge.export.file import FileExporter
-from session_bridge.export.ingestion import IngestionExporter
+from session_bridge.export.config import ExporterCommon, OtlpExporterConfig, create_exporter
 from session_bridge.export.log import ExportLog
-from session_bridge.export.otlp import OtlpExporter
 from session_bridge.export.runner import ExporterRunner
 from session_bridge.export.sqlite_log import SqliteExportLog
 from session_bridge.export.upstream import UpstreamSettings
+from session_bridge.store.config import StorageConfig
 from session_bridge.store.factory import postgres_settings, sqlite_path
 from session_bridge.telemetry import ExporterMetrics
 
 log = logging.getLogger(__name__)
 
 
-def build_exporter(config: ExporterConfig, data_dir: Path) -> Exporter:
-    if isinstance(config, IngestionExporterConfig):
-        return IngestionExporter(config)
-    if isinstance(config, OtlpExporterConfig):
-        return OtlpExporter(config)
-    return FileExporter(config, data_dir)
+def _postgres_log(storage: StorageConfig) -> ExportLog:
+    from session_bridge.export.pg_log import PostgresExportLog
+
+    return PostgresExportLog(postgres_settings(storage))
+
+
+def _sqlite_log(storage: StorageConfig) -> ExportLog:
+    return SqliteExportLog(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
+
+
+# per store backend (store.factory.BACKENDS), the export log kept in that store
+EXPORT_LOGS: dict[str, Callable[[StorageConfig], ExportLog]] = {
+    "sqlite": _sqlite_log,
+    "postgres": _postgres_log,
+}
 
 
 def open_export_log(storage: StorageConfig) -> ExportLog:
     """The store's export log."""
-    if storage.backend == "postgres":
-        from session_bridge.export.pg_log import PostgresExportLog
-
-        return PostgresExportLog(postgres_settings(storage))
-    return SqliteExportLog(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
+    return EXPORT_LOGS[storage.backend](storage)
 
 
-def upstream_settings(exporters: list[ExporterConfig]) -> UpstreamSettings | None:
+def upstream_settings(exporters: list[ExporterCommon]) -> UpstreamSettings | None:
     """Where OTLP logs and metrics are passed: the first `otlp` exporter's endpoint."""
     for config in exporters:
         if isinstance(config, OtlpExporterConfig):
@@ -60,7 +58,7 @@ class ExportService:
     @classmethod
     def open(
         cls,
-        exporters: list[ExporterConfig],
+        exporters: list[ExporterCommon],
         storage: StorageConfig,
         data_dir: Path,
         metrics: ExporterMetrics,
@@ -71,7 +69,7 @@ class ExportService:
             export_log.close()
             return None
         runners = [
-            ExporterRunner(build_exporter(config, data_dir), export_log, config, metrics)
+            ExporterRunner(create_exporter(config, data_dir), export_log, config, metrics)
             for config in exporters
         ]
         return cls(export_log, runners)

@@ -17,9 +17,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from session_bridge.export.log import ExportLog, LogEntry, StoredDeadLetter, entry_from_row
+from session_bridge.export.log import (
+    ExportLog,
+    LogEntry,
+    ResourceCache,
+    StoredDeadLetter,
+    entry_from_row,
+)
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
 from session_bridge.store import columns
+from session_bridge.store.sql_reads import chunks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS export_cursors (
@@ -35,15 +42,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_by_exporter ON dead_letters (exporter, id);
 """
 _READ = f"""
-SELECT s.rowid, s.project_id, r.resource, t.session_id, t.user_id, t.start_ns,
+SELECT s.rowid, s.project_id, s.resource_key, t.session_id, t.user_id, t.start_ns,
   {columns.span_export_select("s")}, {columns.span_select("s")}
 FROM spans s
-LEFT JOIN resources r ON r.resource_key = s.resource_key
 LEFT JOIN traces t ON t.trace_no = s.trace_no AND t.project_id = s.project_id
 WHERE s.rowid > ? AND s.rowid <= ?
 ORDER BY s.rowid
 """
-_MAX_VARS = 500
 
 
 class SqliteExportLog(ExportLog):
@@ -53,6 +58,7 @@ class SqliteExportLog(ExportLog):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._resources = ResourceCache(self._fetch_resources)
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
@@ -97,15 +103,27 @@ class SqliteExportLog(ExportLog):
         )
 
     def read_after(self, cursor: int, until: int, max_bytes: int) -> list[LogEntry]:
-        entries: list[LogEntry] = []
+        rows = []
         total = 0
         for row in self._conn().execute(_READ, (cursor, until)):
-            entry = entry_from_row(row)
-            entries.append(entry)
-            total += entry.size
+            rows.append(row)
+            total += len(row[-1])  # otlp_span, what an entry counts for
             if total >= max_bytes:
                 break
-        return entries
+        resources = self._resources.resolve(row[2] for row in rows)
+        return [entry_from_row(row, resources) for row in rows]
+
+    def _fetch_resources(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        found: dict[bytes, bytes] = {}
+        for part in chunks(keys):
+            marks = ",".join("?" * len(part))
+            found.update(
+                self._conn().execute(
+                    f"SELECT resource_key, resource FROM resources WHERE resource_key IN ({marks})",
+                    part,
+                )
+            )
+        return found
 
     def bytes_between(self, after: int, until: int) -> int:
         (total,) = (
@@ -196,7 +214,6 @@ def _filters(
     if ids is None:
         yield base
         return
-    for i in range(0, len(ids), _MAX_VARS):
-        chunk = tuple(ids[i : i + _MAX_VARS])
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         yield f"{base[0]} AND id IN ({marks})", (*base[1], *chunk)

@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from session_bridge import __version__
-from session_bridge.config import OtlpExporterConfig
+from session_bridge.export.config import OtlpExporterConfig
 from session_bridge.export.retry import retry_after_seconds
 from session_bridge.otlp.status import http_for_code
 

@@ -47,6 +47,7 @@ class Field:
     HANDOFF_TARGET: Final = 29
     GUARDRAIL_NAME: Final = 30
     STATE_KEY: Final = 31
+    TOOL_CALL_ID: Final = 32
 
 
 ALIASES: dict[int, tuple[str, ...]] = {
@@ -151,7 +152,9 @@ ALIASES: dict[int, tuple[str, ...]] = {
     Field.LLM_REQUEST_TYPE: ("llm.request.type",),
     Field.LANGFUSE_TYPE: ("langfuse.observation.type",),
     Field.VERCEL_OPERATION: ("ai.operationId",),
-    Field.TOOL_NAME: ("gen_ai.tool.name", "gen_ai.tool.call.id", "ai.toolCall.name"),
+    # either marks a tool span; the query APIs show the name and the call id
+    Field.TOOL_NAME: ("gen_ai.tool.name", "ai.toolCall.name", "tool.name"),
+    Field.TOOL_CALL_ID: ("gen_ai.tool.call.id", "ai.toolCall.id", "tool_call.id"),
     Field.HANDOFF_TARGET: ("gen_ai.handoff.to_agent",),
     Field.GUARDRAIL_NAME: ("gen_ai.guardrail.name",),
     Field.STATE_KEY: ("state.key", "state.path"),

@@ -84,7 +84,7 @@ def classify(found: Mapping[int, object], *, name: str, is_root: bool, is_error:
         return EventType.LLM_CALL
     if _lower(found.get(Field.LLM_REQUEST_TYPE)) in {"chat", "completion", "embedding"}:
         return EventType.LLM_CALL
-    if tl_kind == "tool" or Field.TOOL_NAME in found:
+    if tl_kind == "tool" or Field.TOOL_NAME in found or Field.TOOL_CALL_ID in found:
         return EventType.TOOL_CALL
     if _is_agent(op, tl_kind, oi_kind, lf_type, vercel_op):
         # agent/workflow spans often repeat their children's usage: never an LLM call

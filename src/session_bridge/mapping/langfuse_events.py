@@ -27,7 +27,6 @@ import math
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -237,38 +236,27 @@ def _int(value: str | None) -> int | None:
 # -- traces ------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class TraceMember:
-    """One span of a trace-create, as the exporter reads it back."""
-
-    trace_id: bytes
-    is_root: bool
-    start_ns: int
-    end_ns: int
-    session_id: str | None
-    user_id: str | None
-    environment: str | None
-    fields: dict[str, Any] | None  # its `mapping.langfuse.trace_fields`
-
-
 def trace_event(
-    members: Sequence[TraceMember], resource: dict[str, Any], trace_start_ns: int | None
+    spans: Sequence[SpanRecord],
+    span_fields: Sequence[dict[str, Any] | None],
+    resource: dict[str, Any],
+    trace_start_ns: int | None,
 ) -> dict[str, Any]:
-    """The trace-create of one trace, from some (or all) of its spans: the root's fields
-    first, then the others' in order (`resource`: the first of those spans')."""
-    root = next((m for m in members if m.is_root), None)
-    ordered = ([root] if root is not None else []) + [m for m in members if m is not root]
-    fields = fold_trace([m.fields or {} for m in ordered], resource)
+    """The trace-create of one trace, from some (or all) of its spans (session and user:
+    the trace's) and their `mapping.langfuse.trace_fields`: the root's first, then the
+    others' in order (`resource`: the first of those spans')."""
+    root = next((i for i, s in enumerate(spans) if s.parent_span_id is None), None)
+    ordered = [span_fields[root] or {}] if root is not None else []
+    ordered += [f or {} for i, f in enumerate(span_fields) if i != root]
+    fields = fold_trace(ordered, resource)
     body = _compact(
         {
-            "id": members[0].trace_id.hex(),
-            "timestamp": iso_from_ns(trace_start_ns or min(m.start_ns for m in members)),
+            "id": spans[0].trace_id.hex(),
+            "timestamp": iso_from_ns(trace_start_ns or min(s.start_ns for s in spans)),
             "name": fields.name[:_MAX_NAME] if fields.name else None,
-            "userId": next((m.user_id for m in members if m.user_id), None),
-            "sessionId": next((m.session_id for m in members if m.session_id), None),
-            "environment": environment(
-                next((m.environment for m in members if m.environment), None)
-            ),
+            "userId": next((s.user_id for s in spans if s.user_id), None),
+            "sessionId": next((s.session_id for s in spans if s.session_id), None),
+            "environment": environment(next((s.environment for s in spans if s.environment), None)),
             "release": fields.release,
             "version": fields.version,
             "tags": fields.tags or None,
@@ -280,10 +268,7 @@ def trace_event(
     )
     digest = hashlib.blake2b(dumps(body), digest_size=16).hexdigest()
     return envelope(
-        f"trace-create:{members[0].trace_id.hex()}:{digest}",
-        "trace-create",
-        max(m.end_ns for m in members),
-        body,
+        f"trace-create:{body['id']}:{digest}", "trace-create", max(s.end_ns for s in spans), body
     )
 
 

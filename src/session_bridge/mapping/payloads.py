@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from session_bridge.mapping.aliases import KEY_LOOKUP
+from session_bridge.mapping.aliases import ALIASES, KEY_LOOKUP, Field
 from session_bridge.mapping.events import is_agent_span
 from session_bridge.mapping.mapper import attribute_dict
 from session_bridge.timefmt import ns_from_datetime
@@ -221,8 +222,8 @@ def _ttft_ms(raw: RawSpan) -> float | None:
 
 # -- tools -------------------------------------------------------------------------------
 
-TOOL_NAME_KEYS = ("gen_ai.tool.name", "ai.toolCall.name", "tool.name")
-TOOL_CALL_ID_KEYS = ("gen_ai.tool.call.id", "ai.toolCall.id", "tool_call.id")
+TOOL_NAME_KEYS = ALIASES[Field.TOOL_NAME]
+TOOL_CALL_ID_KEYS = ALIASES[Field.TOOL_CALL_ID]
 # the call's own arguments and result, never the tool's schema (`tool.parameters`,
 # `gen_ai.tool.json_schema`); `input.value`/`output.value` are read on tool spans only
 TOOL_ARGUMENTS_KEYS = (
@@ -611,6 +612,10 @@ def parse_json_text(value: Any) -> Any:
     """JSON text holding an object or an array, parsed; anything else as it is."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
+            return orjson.loads(value)  # ~4x faster; strict JSON
+        except orjson.JSONDecodeError:
+            pass
+        try:  # what strict JSON refuses but Python's reader takes (NaN, huge integers)
             return json.loads(value)
         except ValueError:
             return value

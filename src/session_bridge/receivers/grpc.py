@@ -19,7 +19,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from session_bridge.config import GrpcConfig, split_endpoint
 from session_bridge.enrich.client_address import (
     ClientAddressResolver,
     grpc_peer_address,
@@ -28,6 +27,7 @@ from session_bridge.enrich.client_address import (
 from session_bridge.enrich.stage import RequestInfo
 from session_bridge.pipeline import IngestPipeline, RetryableError
 from session_bridge.prepare import RawRequest
+from session_bridge.receivers.config import GrpcConfig, split_endpoint
 from session_bridge.receivers.decode import BodyFormat, DecodeFailure
 from session_bridge.receivers.front import Front, rich_status
 from session_bridge.receivers.tls import TlsFiles, grpc_credentials

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 
-from session_bridge.config import TlsConfig
+from session_bridge.receivers.config import TlsConfig
 
 log = logging.getLogger(__name__)
 

@@ -198,6 +198,17 @@ def _json_of_fields(values: tuple[Any, ...], names: tuple[str, ...]) -> str:
     )
 
 
+def estimated_cost_usd(rollup: Rollup) -> float | None:
+    """The cost of a rollup's priced LLM calls in USD; None when none could be priced."""
+    if rollup.request_count > rollup.unpriced_count:
+        return rollup.cost_nano_usd / NANO_USD
+    return None
+
+
+# `estimated_cost_usd` over the rollup's columns, for the searches' SQL
+COST_USD_SQL = f"CASE WHEN request_count > unpriced_count THEN cost_nano_usd / {NANO_USD}.0 END"
+
+
 def client_of(rollup: Rollup) -> ClientInfo | None:
     return ClientInfo(**json.loads(rollup.client[1])) if rollup.client else None
 

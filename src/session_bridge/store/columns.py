@@ -192,6 +192,9 @@ def span_export_select(alias: str) -> str:
     return ", ".join(f"{alias}.{name}" for name in SPAN_EXPORT_COLUMNS)
 
 
+_EVENT_TYPES = {e.value: e for e in EventType}  # a lookup, ~5x cheaper than EventType(value)
+
+
 def span_from_row(row: Sequence[Any]) -> SpanRecord:
     (
         trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
@@ -199,7 +202,7 @@ def span_from_row(row: Sequence[Any]) -> SpanRecord:
         provider, model, input_tokens, output_tokens, cache_read, cache_creation, reasoning,
         cost_usd, scope_name, resource_key, otlp_span,
     ) = row  # fmt: skip
-    event = EventType(event_type)
+    event = _EVENT_TYPES.get(event_type) or EventType(event_type)
     llm = None
     if event is EventType.LLM_CALL:
         llm = LlmUsage(

@@ -1,13 +1,14 @@
-"""The store the configuration asks for (`storage.backend`), opened and migrated."""
+"""The store the configuration asks for (`storage.backend`), opened and migrated: one
+registered backend per type name (`BACKENDS`)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from session_bridge.config import StorageConfig
 from session_bridge.store.base import Store
+from session_bridge.store.config import StorageConfig
 from session_bridge.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 if TYPE_CHECKING:
@@ -17,8 +18,25 @@ if TYPE_CHECKING:
 # the driver (tens of MB in every process).
 
 
+class Backend(Protocol):
+    # one bridge per data dir (its lock file): the database lives there
+    exclusive_data_dir: bool
+
+    def open(self, storage: StorageConfig) -> Store:
+        """Open (and migrate) the store; `ConnectionError` if its server is unreachable."""
+
+    def describe(self, storage: StorageConfig) -> str:
+        """Where the data lives, for the banner and the logs (never a password)."""
+
+    def migrate(self, storage: StorageConfig) -> str:
+        """Bring the schema up to date; say what was done."""
+
+    def has_data(self, storage: StorageConfig) -> bool:
+        """Whether a bridge has created the store yet (False: nothing to inspect)."""
+
+
 def sqlite_path(storage: StorageConfig) -> Path:
-    return Path(storage.data_dir).expanduser().resolve() / "bridge.db"
+    return storage.data_path / "bridge.db"
 
 
 def postgres_settings(storage: StorageConfig) -> PostgresSettings:
@@ -28,39 +46,73 @@ def postgres_settings(storage: StorageConfig) -> PostgresSettings:
     return PostgresSettings(pg.dsn, pg.schema, pg.pool_size, float(pg.connect_timeout))
 
 
-def open_store(storage: StorageConfig) -> Store:
-    """Open (and migrate) the configured store; `ConnectionError` if PostgreSQL is
-    unreachable."""
-    if storage.backend == "postgres":
+class _Sqlite:
+    exclusive_data_dir = True
+
+    def open(self, storage: StorageConfig) -> Store:
+        path = sqlite_path(storage)
+        try:
+            return SqliteStore(path, synchronous=storage.sqlite.synchronous)
+        except sqlite3.Error as exc:  # e.g. "unable to open database file": name the file
+            raise OSError(f"cannot open the SQLite database {path}: {exc}") from exc
+
+    def describe(self, storage: StorageConfig) -> str:
+        return f"{storage.data_path} (SQLite)"
+
+    def migrate(self, storage: StorageConfig) -> str:
+        self.open(storage).close()  # SQLite migrates on open
+        return f"{self.describe(storage)}: at schema version {SCHEMA_VERSION}"
+
+    def has_data(self, storage: StorageConfig) -> bool:
+        return sqlite_path(storage).exists()
+
+
+class _Postgres:
+    exclusive_data_dir = False
+
+    def open(self, storage: StorageConfig) -> Store:
         from session_bridge.store.postgres import PostgresStore
 
         return PostgresStore(postgres_settings(storage))
-    path = sqlite_path(storage)
-    try:
-        return SqliteStore(path, synchronous=storage.sqlite.synchronous)
-    except sqlite3.Error as exc:  # e.g. "unable to open database file": name the file
-        raise OSError(f"cannot open the SQLite database {path}: {exc}") from exc
 
-
-def describe_storage(storage: StorageConfig) -> str:
-    """Where the data lives, for the banner and the logs (never a password)."""
-    if storage.backend == "postgres":
+    def describe(self, storage: StorageConfig) -> str:
         from session_bridge.store.postgres import describe_dsn
 
-        return f"{describe_dsn(storage.postgres.dsn)} schema {storage.postgres.schema} (PostgreSQL)"
-    return f"{sqlite_path(storage).parent} (SQLite)"
+        pg = storage.postgres
+        return f"{describe_dsn(pg.dsn)} schema {pg.schema} (PostgreSQL)"
 
-
-def migrate(storage: StorageConfig) -> str:
-    """Bring the configured store's schema up to date; say what was done."""
-    where = describe_storage(storage)
-    if storage.backend == "postgres":
+    def migrate(self, storage: StorageConfig) -> str:
         from session_bridge.store import pg_schema
         from session_bridge.store.postgres import migrate_schema
 
+        where = self.describe(storage)
         applied = migrate_schema(postgres_settings(storage))
         if not applied:
             return f"{where}: already at schema version {pg_schema.LATEST}, nothing to do"
         return f"{where}: applied migration(s) {', '.join(map(str, applied))}"
-    open_store(storage).close()  # SQLite migrates on open
-    return f"{where}: at schema version {SCHEMA_VERSION}"
+
+    def has_data(self, storage: StorageConfig) -> bool:
+        return True  # the server is asked when the store is opened
+
+
+BACKENDS: dict[str, Backend] = {"sqlite": _Sqlite(), "postgres": _Postgres()}
+
+
+def backend(storage: StorageConfig) -> Backend:
+    return BACKENDS[storage.backend]
+
+
+def open_store(storage: StorageConfig) -> Store:
+    """Open (and migrate) the configured store; `ConnectionError` if PostgreSQL is
+    unreachable."""
+    return backend(storage).open(storage)
+
+
+def describe_storage(storage: StorageConfig) -> str:
+    """Where the data lives, for the banner and the logs (never a password)."""
+    return backend(storage).describe(storage)
+
+
+def migrate(storage: StorageConfig) -> str:
+    """Bring the configured store's schema up to date; say what was done."""
+    return backend(storage).migrate(storage)

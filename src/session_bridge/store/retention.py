@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from session_bridge.config import RetentionConfig
 from session_bridge.store.base import Expired, Store
+from session_bridge.store.config import RetentionConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from session_bridge.rollup.rollup import COST_USD_SQL
+
 # How large a search may be. Each bound keeps the compiled SQL within what SQLite and
 # PostgreSQL accept (SQLite's parser stack and expression depth, 32,766 bound
 # parameters; PostgreSQL's 65,535), with room: the query APIs refuse larger ones.
@@ -180,8 +182,6 @@ class SearchColumn:
         return self.kind is not ColumnKind.COLLECTION
 
 
-_COST = "CASE WHEN request_count > unpriced_count THEN cost_nano_usd / 1000000000.0 END"
-
 # The whitelist: column id -> kind and SQL expression over the `sessions` table.
 SESSION_COLUMNS: dict[str, SearchColumn] = {
     "id": SearchColumn(ColumnKind.ID, _plain("session_id"), "Session id"),
@@ -203,7 +203,7 @@ SESSION_COLUMNS: dict[str, SearchColumn] = {
         ColumnKind.NUMBER, _plain("output_tokens"), "Output tokens of all LLM calls"
     ),
     "estimated_cost_usd": SearchColumn(
-        ColumnKind.NUMBER, _plain(_COST), "Cost of the priced LLM calls (null: none priced)"
+        ColumnKind.NUMBER, _plain(COST_USD_SQL), "Cost of the priced LLM calls (null: none priced)"
     ),
     "models_used": SearchColumn(ColumnKind.COLLECTION, _plain("models"), "Models called"),
     "providers_used": SearchColumn(ColumnKind.COLLECTION, _plain("providers"), "LLM providers"),

@@ -33,6 +33,7 @@ _SPAN_COLS = columns.span_select("s")
 
 
 def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """`items` in slices that fit one IN list (every IN list of the stores and logs)."""
     for i in range(0, len(items), MAX_PARAMS):
         yield items[i : i + MAX_PARAMS]
 

@@ -25,15 +25,15 @@ from session_bridge.rollup.binding import (
 from session_bridge.rollup.rollup import merge
 from session_bridge.store import columns
 from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
+from session_bridge.store.config import SYNCHRONOUS
 from session_bridge.store.search import SQLITE
-from session_bridge.store.sql_reads import SqlReads
+from session_bridge.store.sql_reads import SqlReads, chunks
 
 # 4: spans keyed by (trace_no, span_id) rather than (trace_id, span_id)
 # 5: traces keyed by (project_id, trace_id): two projects sharing a trace id get a trace each
 # 6: spans keep the ingestion event built at ingest (`columns.SPAN_EXPORT_COLUMNS`)
 SCHEMA_VERSION = 6
 _OLDEST_READABLE = 4  # no release ever wrote an older layout
-_MAX_VARS = 500  # bound on host parameters per statement
 _WAL_RESTART_FRAMES = 4096  # ~16 MiB of 4 KiB pages: then the WAL should start over
 _WAL_KEEP_BYTES = 64 * 1024 * 1024
 
@@ -230,8 +230,8 @@ class SqliteStore(SqlReads):
     span_join = "s.trace_no = t.trace_no AND s.project_id = t.project_id"
 
     def __init__(self, path: Path, *, synchronous: str = "full") -> None:
-        if synchronous.lower() not in {"full", "normal", "extra"}:
-            raise ValueError(f"synchronous must be full, normal or extra, not {synchronous!r}")
+        if synchronous.lower() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
         self._path = path
         self._synchronous = synchronous.upper()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -383,7 +383,7 @@ class SqliteStore(SqlReads):
         project) hold already."""
         count = 0
         # the batch table has no index: scan it, and look up only the spans of these traces
-        for chunk in _chunks(stored_traces):
+        for chunk in chunks(stored_traces):
             (found,) = conn.execute(
                 "SELECT count(*) FROM batch.spans b"
                 " CROSS JOIN main.traces t"
@@ -402,7 +402,7 @@ class SqliteStore(SqlReads):
         """(trace_id, span_id) of the stored spans of these (already stored) traces."""
         trace_of = {number: tid for tid, number in numbers.items()}
         seen: set[tuple[bytes, bytes]] = set()
-        for chunk in _chunks(list(trace_of)):
+        for chunk in chunks(list(trace_of)):
             for number, span_id in conn.execute(
                 f"SELECT trace_no, span_id FROM spans WHERE trace_no IN ({_marks(chunk)})", chunk
             ):
@@ -416,7 +416,7 @@ class SqliteStore(SqlReads):
         """The trace numbers and states of the project's traces already stored."""
         numbers: dict[bytes, int] = {}
         states: dict[bytes, TraceState] = {}
-        for chunk in _chunks(trace_ids):
+        for chunk in chunks(trace_ids):
             for row in conn.execute(
                 f"SELECT trace_id, trace_no, session_id, {_ROLLUP_COLS} FROM traces"
                 f" WHERE project_id = ? AND trace_id IN ({_marks(chunk)})",
@@ -432,7 +432,7 @@ class SqliteStore(SqlReads):
             return
         merged = dict(deltas)
         ids = list(deltas)
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(
                 f"SELECT session_id, {_ROLLUP_COLS} FROM sessions"
@@ -474,7 +474,7 @@ class SqliteStore(SqlReads):
                         (traces_before_ns, _export_hold(conn), limit),
                     )
                 ]
-                for chunk in _chunks(doomed):
+                for chunk in chunks(doomed):
                     marks = _marks(chunk)
                     expired.spans += conn.execute(
                         f"DELETE FROM spans WHERE trace_no IN ({marks})", chunk
@@ -566,8 +566,3 @@ class _Checkpointer:
         with contextlib.suppress(sqlite3.OperationalError):  # busy: the next start finishes it
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), _MAX_VARS):
-        yield items[i : i + _MAX_VARS]
