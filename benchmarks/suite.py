@@ -101,12 +101,12 @@ def _sink_up(port: int) -> bool:
 def exporter_yaml(sink_port: int, keep_file: bool) -> str:
     text = (
         "exporters:\n"
-        "  - type: ingestion\n"
+        "  ingestion:\n"
         f"    base_url: http://{HOST}:{sink_port}\n"
         "    public_key: pk-bench\n"
         "    secret_key: sk-bench-0123456789\n"
     )
-    return text + ("  - type: file\n" if keep_file else "")
+    return text + ("  file: {}\n" if keep_file else "")
 
 
 class Deployment:
@@ -457,14 +457,14 @@ def ingest_step(
 def plan(args: argparse.Namespace, workdir: Path) -> list[Step]:
     """The measurements in run order, per transport the reference first."""
     no_exporters = workdir / "no-exporters.yaml"
-    no_exporters.write_text("exporters: []\n")
+    no_exporters.write_text("exporters: {}\n")
     steps: list[Step] = []
     for t in args.transports:
         if "reference" not in args.skip:
             steps.append(ingest_step(args, "reference", "walk reference", "walk", t, None))
         if "ingest" not in args.skip:
             steps.append(ingest_step(args, "ingest", "ingest, defaults", "bridge", t, None))
-            name = "ingest, defaults + exporters: []"
+            name = "ingest, defaults + exporters: {}"
             steps.append(ingest_step(args, "ingest", name, "bridge", t, no_exporters))
         if "sqlite" not in args.skip:
             e2e = partial(end_to_end, args=args, backend="sqlite", replicas=1, transport=t)
@@ -525,12 +525,12 @@ def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], bool]:
 
 
 def file_exporter_cost(rows: list[Row]) -> dict[str, float]:
-    """Per transport: 1 - (ingest with defaults) / (ingest with exporters: [])."""
+    """Per transport: 1 - (ingest with defaults) / (ingest with exporters: {})."""
     out = {}
     for transport in {r.transport for r in rows}:
         by_name = {r.name: r for r in rows if r.transport == transport and r.ok}
         on = by_name.get("ingest, defaults")
-        off = by_name.get("ingest, defaults + exporters: []")
+        off = by_name.get("ingest, defaults + exporters: {}")
         if on and off and off.spans_per_s:
             out[transport] = round(1.0 - on.spans_per_s / off.spans_per_s, 3)
     return out
