@@ -562,7 +562,7 @@ def format_report(rows: list[Row]) -> str:
             else:
                 check += f", ingest {d['ingest_spans_per_s']:,.0f}/s"
         else:
-            check = f"p99 {d['p99_ms']:.0f} ms"
+            check = f"p99 {d['p99_ms']:.0f} ms, other CPU {d['other_cpu_pct']:.0f}%"
         if d.get("requests_failed"):
             check += f", {d['requests_failed']} requests refused"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
@@ -594,7 +594,8 @@ def format_report(rows: list[Row]) -> str:
         "  acknowledged span checked delivered (distinct observation ids at the sink); backlog",
         "  row = the drain rate once the sink is back.",
         "peak RSS: sum of VmHWM over every process of the bridge tree(s) (bridge + map workers,",
-        "  all replicas); CPU%: the bridge tree(s) while loaded, 100 = one core.",
+        "  all replicas); CPU%: the bridge tree(s) while loaded, 100 = one core; other CPU:",
+        "  everything else on the machine meanwhile (other sessions: above 30%, noisy).",
     ]
     cost = file_exporter_cost(rows)
     for transport, value in sorted(cost.items()):
