@@ -46,6 +46,7 @@ class S:
     children: list[S] = field(default_factory=list)
     error: str | None = None  # exception message: status ERROR + an exception event
     status_error: str | None = None  # status ERROR with this description, no exception
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (name, attributes)
 
 
 @dataclass
@@ -308,6 +309,8 @@ def _emit(
     )
     for child in span.children:
         _emit(tracer, child, base_ns, started)
+    for name, attributes in span.events:
+        started.add_event(name, attributes, timestamp=base_ns + span.end_ms * MS)
     if span.error is not None:
         started.record_exception(RuntimeError(span.error))
         started.set_status(Status(StatusCode.ERROR, span.error))

@@ -153,6 +153,9 @@ def config_problems(text: str) -> list[str]:
 def make_config(data_dir: Path, **sections: dict[str, Any]) -> BridgeConfig:
     config = BridgeConfig()
     config.storage.data_dir = str(data_dir)
+    # one process unless a test asks for map workers (the default, one per core, would
+    # start processes for every bridge of the suite)
+    config.receivers.otlp.workers = 1
     config.receivers.otlp.protocols.grpc.endpoint = "127.0.0.1:0"
     config.receivers.otlp.protocols.http.endpoint = "127.0.0.1:0"
     for section, values in sections.items():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from session_bridge.config import BridgeConfig, ConfigError, load, parse
+from session_bridge.export.config import FileExporterConfig
 from tests.conftest import REPO
 
 
@@ -22,6 +23,21 @@ def test_empty_file_gives_defaults() -> None:
 
 def test_documented_config_file_is_valid_and_equals_the_defaults() -> None:
     assert load(REPO / "config" / "bridge.yaml", environ={}) == BridgeConfig()
+
+
+def test_the_documented_file_exporter_is_the_file_exporter_with_its_defaults() -> None:
+    """config/bridge.yaml shows the file exporter commented out (no exporter is the
+    default): uncommented, it is a valid configuration with every default."""
+    text = (REPO / "config" / "bridge.yaml").read_text()
+    block = text[text.index("# exporters:\n") :].splitlines()
+    yaml_lines = []
+    for line in block:
+        if not line.startswith("#"):
+            break
+        yaml_lines.append(line[2:])
+    config = parse("\n".join(yaml_lines))
+    assert [type(e).__name__ for e in config.exporters] == ["FileExporterConfig"]
+    assert config.exporters == [FileExporterConfig()]
 
 
 def test_units() -> None:
@@ -93,7 +109,7 @@ sessions:
     assert config.receivers.otlp.protocols.grpc.enabled is False
     assert config.storage.retention.spans == 7 * 86400.0
     assert config.sessions.project_id == "4"  # a string option keeps the text
-    with pytest.raises(ConfigError, match=r"receivers\.otlp\.workers: expected an integer"):
+    with pytest.raises(ConfigError, match=r"receivers\.otlp\.workers: expected a number of processes or auto"):
         load(path, environ={"N": "four", "ON": "false", "SPANS": "7d"})
 
 
@@ -187,3 +203,10 @@ def test_check_config_command(tmp_path: Path) -> None:
     missing = _cli("check-config", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 1
     assert "cannot read" in missing.stderr
+
+
+def test_map_workers_default_to_the_usable_cores() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert BridgeConfig().receivers.otlp.workers == min(cores, 64)
+    assert parse("receivers: {otlp: {workers: auto}}").receivers.otlp.workers == min(cores, 64)
+    assert parse("receivers: {otlp: {workers: 3}}").receivers.otlp.workers == 3

@@ -80,7 +80,7 @@ exporters:
 """
     )
     assert problems == [
-        "exporters.kafka/events.type: must be one of file, ingestion, otlp, got 'kafka'",
+        "exporters.kafka/events.type: must be one of debug, file, ingestion, otlp, got 'kafka'",
         # every problem of one exporter, not only the first
         "exporters.otlp/tempo.protocol: must be one of http/protobuf, grpc, got 'carrier-pigeon'",
         "exporters.otlp/tempo.endpoitn: unknown key (expected one of: compression, endpoint,"
@@ -101,7 +101,7 @@ def test_every_registered_exporter_builds_from_its_defaults(
     monkeypatch.setenv("LANGFUSE_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk")
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk")
-    assert set(EXPORTERS) == {"file", "ingestion", "otlp"}
+    assert set(EXPORTERS) == {"debug", "file", "ingestion", "otlp"}
     for type_name, registered in EXPORTERS.items():
         required = {"endpoint": "http://127.0.0.1:9"} if type_name == "otlp" else {}
         config = registered.config.model_validate(required)
@@ -187,7 +187,7 @@ exporters:
 def test_models_refuse_unknown_fields_when_built_in_code() -> None:
     with pytest.raises(ValueError, match="endpoitn"):
         OtlpExporterConfig(endpoitn="http://x")  # type: ignore[call-arg]
-    assert BridgeConfig().exporters == [FileExporterConfig()]
+    assert BridgeConfig().exporters == []
 
 
 def test_numbers_are_not_flags_and_env_text_is_typed(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.export.langfuse_events import ingestion_units
-from session_bridge.export.log import LogEntry
 from session_bridge.mapping.langfuse_events import add_ingestion_events, environment, fit
 from session_bridge.mapping.mapper import map_request
+from session_bridge.store.export_log import LogEntry
 from tests.ingestion_server import schema_errors
 from tests.otlp_builders import T0, proto_request, proto_span
 

@@ -15,11 +15,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from session_bridge import cli
 from session_bridge.config import BridgeConfig, ByteSize, ConfigError, parse
 from session_bridge.export.config import FileExporterConfig
-from session_bridge.export.sqlite_log import SqliteExportLog
 from session_bridge.mapping.mapper import map_request
 from session_bridge.proto.session_bridge.v1.records_pb2 import SpanRecord
 from session_bridge.store.base import WriteBatch
 from session_bridge.store.sqlite import SqliteStore
+from session_bridge.store.sqlite_export_log import SqliteExportLog
 from tests.conftest import RunningBridge, make_config
 from tests.export_helpers import eventually, exporting_config, quick, request_of, send, turn
 from tests.ingestion_server import schema_errors
@@ -46,11 +46,11 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
-def test_the_default_configuration_writes_what_would_be_sent(
+def test_the_file_exporter_writes_what_would_be_sent(
     start_bridge: Callable[[BridgeConfig], RunningBridge], tmp_path: Path
 ) -> None:
     config = make_config(tmp_path / "d")
-    assert config.exporters == [FileExporterConfig()]
+    assert config.exporters == []  # none by default: it is turned on
     config.exporters = [quick(FileExporterConfig())]
     bridge = start_bridge(config)
     turns = [turn("sess-file", index=i) for i in range(3)]
@@ -119,7 +119,7 @@ def test_exporter_configuration_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse("exporters:\n  - type: kafka\n  - type: otlp\n    endpoitn: http://x\n")
     problems = "\n".join(caught.value.problems)
-    assert "exporters[0].type: must be one of file, ingestion, otlp, got 'kafka'" in problems
+    assert "exporters[0].type: must be one of debug, file, ingestion, otlp, got 'kafka'" in problems
     assert "exporters[1].endpoitn: unknown key" in problems
     with pytest.raises(ConfigError) as caught:
         parse(
@@ -176,7 +176,3 @@ def test_retention_keeps_what_an_exporter_has_not_delivered(tmp_path: Path) -> N
     finally:
         export_log.close()
         store.close()
-
-
-def test_documented_defaults_include_the_file_exporter() -> None:
-    assert BridgeConfig().exporters == [FileExporterConfig()]

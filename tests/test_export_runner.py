@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 from session_bridge.config import ByteSize, Duration
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
 from session_bridge.export.config import ExporterCommon, ExportRetryConfig
-from session_bridge.export.log import ExportLog, LogEntry, StoredDeadLetter
 from session_bridge.export.runner import ExporterRunner
 from session_bridge.model import EventType, SpanRecord
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
+from session_bridge.store.export_log import ExportLog, LogEntry, StoredDeadLetter
 from session_bridge.telemetry import ExporterMetrics
 
 SETTLE_S = 2.0

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from session_bridge.receivers.decode import BodyFormat, parse
+from session_bridge.otlp.codec import BodyFormat, parse
 from tests.conftest import RunningBridge, make_config
 from tests.otlp_builders import json_request, json_span, new_span_id, new_trace_id
 

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
 from session_bridge.model import INT64_MAX
-from session_bridge.receivers.decode import BodyFormat, parse
+from session_bridge.otlp.codec import BodyFormat, parse
 from session_bridge.rollup.rollup import Rollup, merge
 from tests.conftest import RunningBridge, make_config
 from tests.otlp_builders import T0, json_request, json_span, new_span_id, new_trace_id

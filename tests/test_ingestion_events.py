@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from session_bridge.export.langfuse_events import ingestion_units
-from session_bridge.export.log import LogEntry
 from session_bridge.mapping import payloads
 from session_bridge.mapping.langfuse_events import NAMESPACE, add_ingestion_events, event_id
 from session_bridge.mapping.mapper import attribute_dict, map_request
 from session_bridge.mapping.payloads import RawSpan, SpanEvent, parse_json_text, span_io
+from session_bridge.store.export_log import LogEntry
 from tests.test_instrumentations import CAPTURES, _request
 
 CAPTURE_FILES = sorted(

@@ -85,8 +85,8 @@ EXPECTED = {
     "vercel_ai_v6": Expected("sess-1234", "user-42", **PYTHON_FLOW, errors=2),
     "vercel_ai_v6_vercel_otel": Expected("sess-1234", "user-42", **PYTHON_FLOW, errors=2),
     # ai 7 replays history differently (turn 2: 40 input tokens); its embeddings call
-    # comes as two nested spans of which only the inner has usage: counted as 2 requests
-    "vercel_ai_v7": Expected("sess-1234", "user-42", 7, 180, 72, 16, 0, errors=3),
+    # comes as two nested spans of which only the inner has usage: one request
+    "vercel_ai_v7": Expected("sess-1234", "user-42", 6, 180, 72, 16, 0, errors=3),
     "vercel_ai_v7_legacy": Expected("sess-1234", "user-42", 6, 180, 72, 16, 24, errors=2),
 }
 
@@ -253,8 +253,6 @@ class AgentRun:
     handoffs: tuple[tuple[str, str], ...] = ()
     # usage the library never reports (the served truth has it, no span does)
     unreported: frozenset[str] = frozenset()
-    # why the usage read back still differs from what was served, if it does
-    usage_wrong: str | None = None
 
 
 GPT = ("gpt-4o-mini-2024-07-18",)
@@ -321,16 +319,13 @@ AGENT_RUNS = {
         (("Weather researcher", PARIS, WEATHER),),
     ),
     # ADK emits no user and no tool arguments; each model call is ADK's generate_content
-    # span with the Anthropic SDK's own span inside (the streamed one: usage on the inner
-    # span only)
+    # span with the Anthropic SDK's own span inside, both with usage: the inner one counts
     "google_adk": AgentRun(
         None,
         ANTHROPIC,
         CLAUDE,
         ("weather_agent",) * 6,
         (("weather_agent", None, None),),
-        usage_wrong="usage is counted per span kind: ADK's generate_content and the "
-        "Anthropic SDK's span inside it are both counted for one call",
     ),
     "vercel_ai_v6_agent": AgentRun(
         "user-42", OPENAI, GPT, ("weather-agent",) * 3, (("weather-agent", PARIS, WEATHER),)
@@ -397,15 +392,7 @@ def test_agent_framework_capture_maps_to_its_session(bridge: RunningBridge, capt
     ] == list(expected.handoffs)
 
 
-def _usage_cases() -> list[Any]:
-    cases = []
-    for capture, run in sorted(AGENT_RUNS.items()):
-        marks = [pytest.mark.xfail(strict=True, reason=run.usage_wrong)] if run.usage_wrong else []
-        cases.append(pytest.param(capture, marks=marks, id=capture))
-    return cases
-
-
-@pytest.mark.parametrize("capture", _usage_cases())
+@pytest.mark.parametrize("capture", sorted(AGENT_RUNS))
 def test_agent_framework_usage_is_what_the_model_served(
     bridge: RunningBridge, capture: str
 ) -> None:
@@ -416,3 +403,10 @@ def test_agent_framework_usage_is_what_the_model_served(
     usage = _replay(bridge, capture)["genai_usage"]
     wanted = {k: v for k, v in served.items() if k not in AGENT_RUNS[capture].unreported}
     assert {k: usage[_USAGE_KEYS[k]] for k in wanted} == wanted
+    # the per-call breakdown follows the same rule: one entry per call the model served
+    metrics = bridge.client.get("/api/projects/default/sessions/sess-1234/metrics").json()
+    calls = metrics["llmCalls"]
+    assert len(calls) == served["requests"]
+    assert sum(c["inputTokens"] for c in calls) == served["input_tokens"]
+    assert sum(c["outputTokens"] for c in calls) == served["output_tokens"]
+    assert metrics["tokens"]["input"] == served["input_tokens"]

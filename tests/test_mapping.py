@@ -205,16 +205,25 @@ def test_event_types(
     assert record.is_error == (status == 2)
 
 
-def test_agent_span_usage_is_not_an_llm_call() -> None:
+def test_agent_span_usage_is_reported_but_not_an_llm_call() -> None:
+    """The span tree decides whether it counts (rollup/usage.py), not its kind."""
     record = _map(
         {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.request.model": "gpt-4o",
             "gen_ai.usage.input_tokens": 999,
+            "gen_ai.response.id": "resp-1",
         },
         parent=b"\1" * 8,
     )
-    assert record.llm is None
+    assert record.event_type is not EventType.LLM_CALL
+    assert record.llm is not None and record.llm.input_tokens == 999
+    assert record.response_id == "resp-1"
+
+
+def test_a_span_without_usage_reports_none() -> None:
+    record = _map({"gen_ai.operation.name": "invoke_agent", "gen_ai.response.id": "r"})
+    assert record.llm is None and record.response_id is None
 
 
 def test_exception_event_marks_error() -> None:

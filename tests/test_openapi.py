@@ -39,6 +39,9 @@ OPERATIONS = {
     ("get", "/api/projects/{projectId}/sessions/{sessionId}/metrics"),
     ("get", "/api/projects/{projectId}/sessions/{sessionId}/analysis"),
     ("post", "/v2/projects/{project_id}/sessions/search"),
+    ("get", "/api/projects/{projectId}/sessions/{sessionId}/spans"),
+    ("get", "/api/projects/{projectId}/usage"),
+    ("get", "/api/v1/projects"),
 }
 
 

@@ -69,7 +69,8 @@ def _raw_post(bridge: RunningBridge, path: str, head: str, body: bytes) -> bytes
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-            f"Authorization: {ACME_BEARER['Authorization']}\r\n{head}\r\n".encode() + body
+            f"Authorization: {ACME_BEARER['Authorization']}\r\n{head}\r\n".encode()
+            + body
         )
         return sock.recv(65536)
 
@@ -152,5 +153,9 @@ def test_a_grpc_client_on_the_http_port_is_told_what_to_set(
         for r in caplog.records
     )
     # an HTTP/1.1 request still works after the look at the opening bytes
-    assert bridge.client.post("/v1/traces", content=gzip.compress(b""), headers={
-        **PROTO, "Content-Encoding": "gzip"}).status_code == 200
+    assert (
+        bridge.client.post(
+            "/v1/traces", content=gzip.compress(b""), headers={**PROTO, "Content-Encoding": "gzip"}
+        ).status_code
+        == 200
+    )

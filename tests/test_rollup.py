@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanRecord
-from session_bridge.rollup.binding import TraceState, plan_rollups
+from session_bridge.rollup.binding import TraceState, fold_by_trace, plan_rollups
 from session_bridge.rollup.rollup import Rollup, add_span, from_span, merge
 from tests import strategies
 
@@ -81,13 +82,17 @@ def test_a_span_alone() -> None:
     span = _span(1, 1, 100, user_id="u", service="svc", client=ClientInfo(ip="10.0.0.1"))
     span.llm = LlmUsage(provider="openai", model="m", input_tokens=5)
     span.cost_usd = 0.5
-    assert from_span(span) == Rollup(
+    own = Rollup(
         start_ns=100,
         end_ns=110,
         span_count=1,
         services=frozenset({"svc"}),
         user_id=(100, "u"),
         client=(100, '{"ip": "10.0.0.1"}'),
+    )
+    assert from_span(span) == own  # usage is the span tree's to decide
+    assert fold_by_trace([span])[span.trace_id].rollup == dataclasses.replace(
+        own,
         request_count=1,
         input_tokens=5,
         cost_nano_usd=500_000_000,
@@ -128,7 +133,7 @@ def test_earliest_client_and_user_win() -> None:
 def test_llm_cost_and_unpriced_calls() -> None:
     priced = _span(1, 1, 0, llm=LlmUsage(model="m", input_tokens=3), cost_usd=0.25)
     unpriced = _span(1, 2, 0, llm=LlmUsage(model="m", output_tokens=4))
-    rollup = merge(from_span(priced), from_span(unpriced))
+    rollup = fold_by_trace([priced, unpriced])[priced.trace_id].rollup
     assert rollup.request_count == 2
     assert rollup.cost_nano_usd == 250_000_000
     assert rollup.unpriced_count == 1

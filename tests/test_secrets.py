@@ -8,7 +8,7 @@ import pickle
 from pathlib import Path
 
 from session_bridge.config import parse
-from session_bridge.workers import MapWorkerPool
+from session_bridge.ingest.workers import MapWorkerPool
 from tests.conftest import RunningBridge
 
 PLAIN = "sk-plain-0123456789abcdef"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from session_bridge.ingest.workers import _batch_of, _shipped
 from session_bridge.mapping.mapper import map_request
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import NeedsRecords, SessionQuery, WriteBatch, WriteResult
 from session_bridge.store.sqlite import SqliteStore, batch_tables, trace_rows
-from session_bridge.workers import _batch_of, _shipped
 from tests.otlp_builders import proto_request, proto_span
 
 LLM = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",

@@ -96,11 +96,14 @@ class SpanRecord:
     user_id: str | None = None
     client: ClientInfo | None = None
     geo: GeoInfo | None = None
-    llm: LlmUsage | None = None  # set only on spans that are LLM calls
+    # set on spans that are LLM calls or report usage (tokens, a cost); whether it
+    # counts toward the session is the span tree's decision (rollup/usage.py)
+    llm: LlmUsage | None = None
     cost_usd: float | None = None  # reported or estimated cost of this span's LLM call
     scope_name: str = ""
     otlp_span: bytes = b""  # the span as received (serialized OTLP `Span`)
     resource_key: bytes = b""  # key of the serialized resource in the store
+    response_id: str | None = None  # the model response this span reports, if it says
     # built at ingest when an exporter sends ingestion events (`mapping.langfuse_events`):
     # the span's observation event, and what it says about its trace (JSON), else None
     ingestion_event: bytes | None = None

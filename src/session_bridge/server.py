@@ -23,13 +23,16 @@ from session_bridge.api.langfuse import langfuse_router
 from session_bridge.api.raw_path import RawPathRouting
 from session_bridge.api.search import search_router
 from session_bridge.api.sessions import sessions_router
+from session_bridge.api.span_tree import span_tree_router
 from session_bridge.api.ui import install_ui
+from session_bridge.api.usage import usage_router
 from session_bridge.config import BridgeConfig
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
+from session_bridge.ingest.pipeline import IngestPipeline, LocalPreparer, Preparer
+from session_bridge.ingest.workers import MapWorkerPool
 from session_bridge.keys import IngestAuth, KeyRing
-from session_bridge.pipeline import IngestPipeline, LocalPreparer, Preparer
 from session_bridge.receivers.config import join_endpoint, split_endpoint
 from session_bridge.receivers.connections import (
     HttpLimits,
@@ -48,7 +51,6 @@ from session_bridge.store.lock import DataDirLock
 from session_bridge.store.retention import RetentionWorker
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
-from session_bridge.workers import MapWorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,8 @@ def build_app(
     app.include_router(langfuse_router(store, auth))
     app.include_router(agent_traces_router(store, auth))
     app.include_router(search_router(store, auth, timeout_s))
+    app.include_router(span_tree_router(store, auth, timeout_s))
+    app.include_router(usage_router(store, auth, timeout_s))
     install_ui(app)
 
     @app.get("/healthz", tags=["health"])

@@ -167,10 +167,33 @@ class SessionMetrics(CamelModel):
     guardrail_block_rate: float | None = Field(description="Blocks / evaluations; null: none")
 
 
+class EvaluationRecord(CamelModel):
+    """An evaluator's result for a model response of the session (a
+    `gen_ai.evaluation.result` span event)."""
+
+    name: str
+    score_value: float | None = Field(description="The numeric score, if given")
+    score_label: str | None = Field(description="The label, if given")
+    explanation: str | None
+    response_id: str | None = Field(description="The evaluated response, if the result names it")
+    trace_id: str
+    span_id: str = Field(description="The evaluated span: the one that reported the response")
+    agent_name: str | None = Field(description="The agent of the evaluated span")
+    time: str
+
+
+class SessionEvaluations(CamelModel):
+    session_id: str
+    evaluations: list[EvaluationRecord]
+
+
 class TracesPage(CamelModel):
     session_id: str
     events: list[TraceEvent]
     metrics: SessionMetrics | None = Field(default=None, description="With include=metrics")
+    evaluations: list[EvaluationRecord] | None = Field(
+        default=None, description="With include=evaluations: all of the session's"
+    )
     next_cursor: str | None
 
 

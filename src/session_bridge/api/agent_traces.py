@@ -1,7 +1,8 @@
 """The agent traces API (seed 001) under `/api/projects/{projectId}/sessions`, Bearer auth.
 
-`…/{sessionId}/traces` (events in time order, filters, `include=metrics`, cursor
-pagination), `…/traces/{spanId}/children`, `…/metrics`, `…/analysis`, and across
+`…/{sessionId}/traces` (events in time order, filters, `include=metrics|evaluations`,
+cursor pagination), `…/traces/{spanId}/children`, `…/metrics`, `…/evaluations`,
+`…/analysis`, and across
 sessions `…/export` (CSV or JSON lines, streamed) and `…/generations`.
 """
 
@@ -17,6 +18,7 @@ from session_bridge.api.agent_models import (
     EventTypeName,
     Generation,
     GenerationsPage,
+    SessionEvaluations,
     SessionMetrics,
     TracesPage,
 )
@@ -33,6 +35,7 @@ from session_bridge.api.params import (
     since_ns,
     until_ns,
 )
+from session_bridge.api.session_evaluations import session_evaluations
 from session_bridge.api.session_metrics import session_metrics
 from session_bridge.api.timeline import (
     SessionTimeline,
@@ -44,7 +47,7 @@ from session_bridge.api.timeline import (
 from session_bridge.mapping.events import DecisionKind
 from session_bridge.mapping.payloads import decode_span
 from session_bridge.model import EventType
-from session_bridge.store.base import GenerationQuery, ProjectSpanQuery, Store
+from session_bridge.store.base import GenerationQuery, ProjectSpanQuery, SessionReader
 from session_bridge.store.search import MAX_LIST_VALUES
 from session_bridge.timefmt import iso_from_ns
 
@@ -52,7 +55,7 @@ EVENT_CURSOR = (int, HexId(32), HexId(16), int)  # a timeline entry's sort key
 GENERATION_CURSOR = (int, HexId(32), HexId(16))
 
 
-def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
+def agent_traces_router(store: SessionReader, auth: ApiAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/projects/{projectId}/sessions",
         tags=["agent traces"],
@@ -175,8 +178,11 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
             Query(alias="decisionKind", description="Only decisions of these kinds"),
         ] = None,
         include: Annotated[
-            list[Literal["metrics"]] | None,
-            Query(description="metrics: add the session's metrics to the answer"),
+            list[Literal["metrics", "evaluations"]] | None,
+            Query(
+                description="metrics: add the session's metrics to the answer; evaluations:"
+                " its evaluation results"
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000, description="Events per page")] = 100,
         cursor: Annotated[str | None, Query(description="nextCursor of the previous page")] = None,
@@ -201,8 +207,10 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
             events=[e.event for e in page],
             next_cursor=encode_cursor(list(page[-1].key)) if len(entries) > limit else None,
         )
-        if include:
+        if include and "metrics" in include:
             page_out.metrics = session_metrics(timeline)
+        if include and "evaluations" in include:
+            page_out.evaluations = session_evaluations(timeline)
         return page_out
 
     @router.get(
@@ -248,6 +256,12 @@ def agent_traces_router(store: Store, auth: ApiAuth) -> APIRouter:
     def metrics(project_id: Project, session_id: SessionIdPath) -> SessionMetrics:
         """Latency per turn and in total, token usage per LLM call, tool and guardrail rates."""
         return session_metrics(timeline_of(project_id, session_id))
+
+    @router.get("/{sessionId}/evaluations", response_model=SessionEvaluations)
+    def evaluations(project_id: Project, session_id: SessionIdPath) -> SessionEvaluations:
+        """The evaluation results of the session's model responses, in time order."""
+        timeline = timeline_of(project_id, session_id)
+        return SessionEvaluations(session_id=session_id, evaluations=session_evaluations(timeline))
 
     @router.get("/{sessionId}/analysis", response_model=Analysis)
     def analysis(project_id: Project, session_id: SessionIdPath) -> Analysis:

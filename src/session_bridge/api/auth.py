@@ -28,6 +28,12 @@ class Scheme(Enum):
 
 
 _REALM = 'realm="otel-session-bridge"'
+# how a person sends each scheme's key (the 401 says this, not the OpenAPI scheme names)
+_HOW = {
+    Scheme.BASIC: "Authorization: Basic base64(public_key:secret_key)",
+    Scheme.BEARER: "Authorization: Bearer <secret key>",
+    Scheme.GALILEO: "Galileo-API-Key: <secret key>",
+}
 _CHALLENGES = {Scheme.BASIC: f"Basic {_REALM}", Scheme.BEARER: f"Bearer {_REALM}"}
 
 
@@ -118,8 +124,8 @@ class ApiAuth:
                 key = self.keys.by_authorization(headers.get("authorization"), (scheme.value,))
             if key is not None:
                 return key
-        names = " or ".join(self._credentials[s].scheme_name for s in schemes)
+        how = " or ".join(_HOW[s] for s in schemes)
         challenge = _CHALLENGES.get(schemes[0], _CHALLENGES[Scheme.BEARER])
         raise HTTPException(
-            401, f"a valid API key is required ({names})", {"WWW-Authenticate": challenge}
+            401, f"a valid API key is required: send {how}", {"WWW-Authenticate": challenge}
         )

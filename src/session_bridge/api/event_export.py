@@ -14,7 +14,7 @@ from typing import Any
 
 from session_bridge.api.agent_models import TraceEvent
 from session_bridge.api.timeline import load_timeline
-from session_bridge.store.base import Store
+from session_bridge.store.base import SessionReader
 from session_bridge.store.search import AllOf, Condition, Node, Op, SessionSearch, Sort
 
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -61,7 +61,7 @@ EXPORT_COLUMNS: dict[str, Callable[[TraceEvent], Any]] = {
 
 
 def export_events(
-    store: Store,
+    store: SessionReader,
     project_id: str,
     fmt: str,
     start_ns: int | None,

@@ -27,7 +27,7 @@ from session_bridge.api.params import (
 from session_bridge.api.timeline import SpanNode, load_nodes
 from session_bridge.mapping.langfuse import langfuse_trace
 from session_bridge.rollup.rollup import Rollup, stamped_value
-from session_bridge.store.base import Store, TraceRow
+from session_bridge.store.base import SessionReader, TraceRow
 from session_bridge.store.search import (
     MAX_LIST_VALUES,
     AllOf,
@@ -118,7 +118,7 @@ def _trace_view(
     )
 
 
-def langfuse_router(store: Store, auth: ApiAuth) -> APIRouter:
+def langfuse_router(store: SessionReader, auth: ApiAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/public",
         tags=["langfuse"],

@@ -42,7 +42,7 @@ from session_bridge.rollup.rollup import (
     geo_of,
     stamped_value,
 )
-from session_bridge.store.base import SessionRow, Store
+from session_bridge.store.base import SessionReader, SessionRow
 from session_bridge.store.search import (
     MAX_CONDITIONS,
     MAX_LIST_VALUES,
@@ -168,7 +168,7 @@ def _text(value: Any, truncate: bool) -> str:
     return text[:TRUNCATED_LENGTH] if truncate else text
 
 
-def search_router(store: Store, auth: ApiAuth, inactivity_timeout_s: float) -> APIRouter:
+def search_router(store: SessionReader, auth: ApiAuth, inactivity_timeout_s: float) -> APIRouter:
     router = APIRouter(
         prefix="/v2/projects/{project_id}",
         tags=["galileo"],

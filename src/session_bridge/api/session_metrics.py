@@ -20,12 +20,15 @@ from session_bridge.api.agent_models import (
 from session_bridge.api.timeline import SessionTimeline, SpanNode, guardrail_block, ms
 from session_bridge.mapping.events import GuardrailVerdict
 from session_bridge.model import EventType
+from session_bridge.rollup.usage import counted_records
 from session_bridge.timefmt import iso_from_ns
 
 
 def session_metrics(timeline: SessionTimeline) -> SessionMetrics:
     nodes = timeline.nodes
     turns = [_turn(timeline, index) for index in range(len(timeline.traces))]
+    # the calls whose usage counts: the session's totals follow the same rule
+    counted = counted_records(n.record for n in nodes)
     llm_calls = [
         LlmCallMetrics(
             span_id=n.record.span_id.hex(),
@@ -37,7 +40,7 @@ def session_metrics(timeline: SessionTimeline) -> SessionMetrics:
             latency_ms=ms(n.duration_ns),
         )
         for n in nodes
-        if n.record.llm is not None
+        if n.record.llm is not None and (n.record.trace_id, n.record.span_id) in counted
     ]
     tools = _of_type(nodes, EventType.TOOL_CALL)
     tool_ok = sum(1 for n in tools if not n.record.is_error)

@@ -21,7 +21,7 @@ from session_bridge.rollup.rollup import (
     geo_of,
     stamped_value,
 )
-from session_bridge.store.base import SessionQuery, SessionRow, Store
+from session_bridge.store.base import SessionQuery, SessionReader, SessionRow
 from session_bridge.timefmt import iso_from_ns, ns_from_datetime
 
 
@@ -135,7 +135,7 @@ def session_cursor(direction: str, row: SessionRow) -> str:
 
 
 def sessions_router(
-    store: Store, auth: ApiAuth, inactivity_timeout_s: float, default_page_size: int
+    store: SessionReader, auth: ApiAuth, inactivity_timeout_s: float, default_page_size: int
 ) -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",

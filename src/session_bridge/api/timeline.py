@@ -47,7 +47,7 @@ from session_bridge.mapping.payloads import (
     workflow_name,
 )
 from session_bridge.model import EventType, SpanRecord
-from session_bridge.store.base import Store, TraceRow
+from session_bridge.store.base import SessionReader, TraceRow
 from session_bridge.timefmt import iso_from_ns
 
 SortKey = tuple[int, str, str, int]  # (time_ns, trace id hex, span id hex, rank in span)
@@ -82,7 +82,7 @@ class SessionTimeline:
 
 
 def load_nodes(
-    store: Store, project_id: str, trace_ids: Sequence[bytes], turns: dict[bytes, int]
+    store: SessionReader, project_id: str, trace_ids: Sequence[bytes], turns: dict[bytes, int]
 ) -> list[SpanNode]:
     """The spans of these traces, decoded, linked to their parents and agents."""
     records = store.trace_spans(project_id, trace_ids)
@@ -109,7 +109,7 @@ def load_nodes(
     return nodes
 
 
-def load_timeline(store: Store, project_id: str, session_id: str) -> SessionTimeline | None:
+def load_timeline(store: SessionReader, project_id: str, session_id: str) -> SessionTimeline | None:
     traces = store.session_traces(project_id, session_id)
     if not traces:
         return None

@@ -17,7 +17,9 @@ from session_bridge.config import BridgeConfig
 from session_bridge.enrich.geoip import GeoIpLookup
 from session_bridge.enrich.pricing import ModelPrice, PriceBook
 from session_bridge.enrich.privacy import UserIdPseudonymizer, truncate_ip
+from session_bridge.enrich.scrub import SpanScrubber
 from session_bridge.enrich.useragent import UserAgentParser
+from session_bridge.mapping.mapper import MappedRequest
 from session_bridge.model import ClientInfo, GeoInfo, SpanRecord
 from session_bridge.telemetry import BridgeMetrics
 
@@ -63,6 +65,7 @@ class Enricher:
             else None
         )
         self._ip_policy = privacy.client_ip
+        self._scrubber = SpanScrubber(self._pseudonymize, self._ip_policy)
 
     def describe(self) -> list[str]:
         """Start-up lines saying what is enriched and how."""
@@ -93,6 +96,10 @@ class Enricher:
                     unpriced += 1
         if unpriced:
             self._metrics.unpriced_llm_calls.inc(unpriced)
+
+    def scrub(self, mapped: MappedRequest) -> None:
+        """The privacy rules applied to the spans as stored too (`enrich/scrub.py`)."""
+        self._scrubber.scrub(mapped)
 
     def _complete_client(self, record: SpanRecord, client: ClientInfo) -> None:
         if client.user_agent and self._user_agents is not None:

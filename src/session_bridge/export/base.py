@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from session_bridge.export.log import LogEntry
+from session_bridge.store.export_log import LogEntry
 
 
 @dataclass(slots=True)

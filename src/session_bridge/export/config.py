@@ -2,15 +2,15 @@
 
 `exporters:` is written as the Collector writes components, a map keyed `type` or
 `type/name` (`ingestion/langfuse: {...}`, `otlp/tempo: {...}`); the older list form
-(`- type: otlp`, `name: tempo`) is still read. Adding an exporter is its module, its config
-model here and one line in `EXPORTERS`. The constructors import their module when called:
-reading a configuration does not load gRPC or an HTTP client.
+(`- type: otlp`, `name: tempo`) is still read. Adding an exporter is its module (its config
+model may live there, as `export/debug.py`'s does) and one line in `EXPORTERS`. The
+constructors import their module when called: reading a configuration does not load gRPC or
+an HTTP client.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +21,6 @@ from pydantic import Field
 from session_bridge.configkit import (
     NOT_BOOL,
     ByteSize,
-    Duration,
-    DurationValue,
-    NonNegative,
-    Section,
     SizeValue,
     StringMap,
     between,
@@ -34,63 +30,13 @@ from session_bridge.configkit import (
     one_of,
     validate,
 )
+from session_bridge.export.common import ExporterCommon, ExportRetryConfig
+from session_bridge.export.debug import DebugExporterConfig
 
 if TYPE_CHECKING:
     from session_bridge.export.base import Exporter
 
-
-class ExportRetryConfig(Section):
-    initial_interval: DurationValue = Duration(1.0)
-    max_interval: DurationValue = Duration(30.0)
-    multiplier: NonNegative = 2.0
-    randomization_factor: NonNegative = 0.5
-    max_elapsed_time: DurationValue = Duration(0.0)  # 0: retry until delivered
-
-    def check(self, path: str) -> list[str]:
-        problems = []
-        if self.multiplier < 1 or not 0 <= self.randomization_factor < 1:
-            problems.append(f"{path}: multiplier >= 1, randomization_factor in [0, 1)")
-        if self.initial_interval > self.max_interval:
-            problems.append(f"{path}.initial_interval: must not exceed max_interval")
-        return problems
-
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class ExporterCommon(Section):
-    """Settings every exporter has; `type` picks the exporter (see `EXPORTERS`)."""
-
-    MAX_BATCH: ClassVar[int] = 64 << 20  # the largest max_batch_size the exporter accepts
-
-    type: str = ""
-    name: str = ""  # default: the type
-    queue_capacity: SizeValue = ByteSize(1024**3)
-    max_batch_size: SizeValue = ByteSize(4 * 1024 * 1024)
-    flush_interval: DurationValue = Duration(1.0)
-    settle_delay: DurationValue = Duration(2.0)
-    timeout: DurationValue = Duration(30.0)
-    unhealthy_after: DurationValue = Duration(300.0)
-    retry: ExportRetryConfig = Field(default_factory=ExportRetryConfig)
-
-    @property
-    def label(self) -> str:
-        """The exporter's name: in metrics, logs, the export log and the dead-letter store."""
-        return self.name or self.type
-
-    def check(self, path: str) -> list[str]:
-        problems = []
-        if not _NAME.match(self.label):
-            problems.append(f"{path}.name: use letters, digits, _ . - (got {self.label!r})")
-        if not 1024 <= self.max_batch_size <= self.MAX_BATCH:
-            problems.append(
-                f"{path}.max_batch_size: must be between 1024 and {self.MAX_BATCH} bytes"
-            )
-        if self.queue_capacity < self.max_batch_size:
-            problems.append(f"{path}.queue_capacity: must be at least max_batch_size")
-        if self.timeout <= 0:
-            problems.append(f"{path}.timeout: must be more than 0")
-        return problems
+__all__ = ["ExportRetryConfig", "ExporterCommon"]  # declared in export/common.py
 
 
 class FileExporterConfig(ExporterCommon):
@@ -171,6 +117,12 @@ def _otlp(config: Any, data_dir: Path) -> Exporter:
     return OtlpExporter(config)
 
 
+def _debug(config: Any, data_dir: Path) -> Exporter:
+    from session_bridge.export.debug import DebugExporter
+
+    return DebugExporter(config)
+
+
 @dataclass(frozen=True)
 class ExporterType:
     config: type[ExporterCommon]
@@ -181,6 +133,7 @@ EXPORTERS: dict[str, ExporterType] = {
     "file": ExporterType(FileExporterConfig, _file),
     "ingestion": ExporterType(IngestionExporterConfig, _ingestion),
     "otlp": ExporterType(OtlpExporterConfig, _otlp),
+    "debug": ExporterType(DebugExporterConfig, _debug),
 }
 
 
@@ -189,7 +142,8 @@ def create_exporter(config: ExporterCommon, data_dir: Path) -> Exporter:
 
 
 def default_exporters() -> list[ExporterCommon]:
-    return [FileExporterConfig()]
+    # none: an exporter costs ingest (the file exporter ~3x its CPU), so it is chosen, not given
+    return []
 
 
 def _entries(raw: Any, path: str, problems: list[str]) -> Iterator[tuple[str, Any, dict[str, Any]]]:

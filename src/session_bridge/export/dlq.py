@@ -21,10 +21,9 @@ from typing import TextIO
 from session_bridge.config import BridgeConfig
 from session_bridge.export.base import Exporter, Failure, pack
 from session_bridge.export.config import create_exporter
-from session_bridge.export.log import ExportLog, StoredDeadLetter
 from session_bridge.export.records import from_proto
-from session_bridge.export.service import open_export_log
-from session_bridge.store.factory import backend
+from session_bridge.store.export_log import ExportLog, StoredDeadLetter
+from session_bridge.store.factory import backend, open_export_log
 from session_bridge.timefmt import iso_from_ns
 
 PAGE = 500

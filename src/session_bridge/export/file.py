@@ -19,8 +19,8 @@ from typing import BinaryIO
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
 from session_bridge.export.config import FileExporterConfig, IngestionExporterConfig
 from session_bridge.export.langfuse_events import ingestion_units
-from session_bridge.export.log import LogEntry
 from session_bridge.export.records import to_proto
+from session_bridge.store.export_log import LogEntry
 
 _EXTENSIONS = {"ingestion": ".jsonl", "protobuf": ".binpb"}
 

@@ -23,8 +23,8 @@ from session_bridge import __version__
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
 from session_bridge.export.config import IngestionExporterConfig, ingestion_setting
 from session_bridge.export.langfuse_events import ingestion_units
-from session_bridge.export.log import LogEntry
-from session_bridge.export.retry import retry_after_seconds
+from session_bridge.otlp.status import retry_after_seconds
+from session_bridge.store.export_log import LogEntry
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """Log entries -> ingestion events (`POST /api/public/ingestion`), in delivery order:
-each trace's `trace-create` before its first span's event.
+each trace's `trace-create` before its first span's event, and after a span's event a
+`score-create` per evaluation result it carries (`export/scores.py`).
 
 An entry's observation event was built at ingest (`mapping.langfuse_events`) and is sent
 as stored; a span stored without one (by a bridge that had no exporter wanting events,
@@ -9,17 +10,19 @@ The trace-create is built here: it carries the trace's session as known at send 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from session_bridge.export.base import Unit
-from session_bridge.export.log import LogEntry
+from session_bridge.export.scores import response_spans, score_events
+from session_bridge.mapping.evaluations import EVALUATION_EVENT
 from session_bridge.mapping.langfuse import trace_fields
 from session_bridge.mapping.langfuse_events import (
     dumps,
+    environment,
     event_key,
     fit,
     fit_bytes,
@@ -27,7 +30,10 @@ from session_bridge.mapping.langfuse_events import (
     trace_event,
 )
 from session_bridge.mapping.mapper import attribute_dict
-from session_bridge.mapping.payloads import decode_span, span_io
+from session_bridge.mapping.payloads import RawSpan, decode_span, span_io
+from session_bridge.store.export_log import LogEntry
+
+_EVALUATION_MARK = EVALUATION_EVENT.encode()
 
 
 def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[Unit]:
@@ -44,18 +50,23 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
 
     observations: list[bytes] = []
     fields: list[dict[str, Any] | None] = []
+    raws: list[RawSpan | None] = []
     traces: dict[bytes, list[int]] = {}
     for index, entry in enumerate(entries):
+        raw = None
         if entry.ingestion_event is not None:
             observations.append(entry.ingestion_event)
             fields.append(orjson.loads(entry.trace_fields) if entry.trace_fields else None)
         else:
-            raw = decode_span(entry.span.otlp_span)
-            raw.resource = resource(entry)
+            raw = _decoded(entry, resource)
             io = span_io(raw)
             observations.append(dumps(observation_event(entry.span, raw, io)))
             fields.append(trace_fields(raw, entry.span.parent_span_id is None, io))
+        if raw is None and _EVALUATION_MARK in entry.span.otlp_span:
+            raw = _decoded(entry, resource)  # its scores are built here
+        raws.append(raw)
         traces.setdefault(entry.span.trace_id, []).append(index)
+    responses = response_spans(e.span for e in entries)
     units: list[Unit] = []
     for index, entry in enumerate(entries):
         members = traces[entry.span.trace_id]
@@ -65,13 +76,24 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
             units.append(_trace_unit(member_entries, member_fields, resource, max_event_bytes))
         payload = fit_bytes(observations[index], max_event_bytes)
         units.append(Unit(payload=payload, entries=[entry], key=event_key(payload)))
+        raw = raws[index]
+        if raw is not None:
+            span = entry.span
+            for score in score_events(span, raw, environment(span.environment), responses):
+                units.append(Unit(fit(score, max_event_bytes), [entry], score["id"]))
     return units
+
+
+def _decoded(entry: LogEntry, resource: Callable[[LogEntry], dict[str, Any]]) -> RawSpan:
+    raw = decode_span(entry.span.otlp_span)
+    raw.resource = resource(entry)
+    return raw
 
 
 def _trace_unit(
     entries: list[LogEntry],
     fields: list[dict[str, Any] | None],
-    resource: Any,
+    resource: Callable[[LogEntry], dict[str, Any]],
     max_event_bytes: int,
 ) -> Unit:
     spans = [e.span for e in entries]

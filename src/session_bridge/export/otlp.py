@@ -20,10 +20,11 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from session_bridge import __version__
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
 from session_bridge.export.config import OtlpExporterConfig
-from session_bridge.export.log import LogEntry
-from session_bridge.export.upstream import TRACES, Upstream, UpstreamSettings, Verdict
+from session_bridge.otlp.client import TRACES, Upstream, UpstreamSettings, Verdict
+from session_bridge.store.export_log import LogEntry
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class OtlpExporter(Exporter):
     def __init__(self, config: OtlpExporterConfig) -> None:
         self.name = config.label
         self.max_request_bytes = int(config.max_batch_size)
-        self.settings = UpstreamSettings.from_config(config)
+        self.settings = upstream_settings(config)
         self._upstream = Upstream(self.settings)
 
     def describe(self) -> str:
@@ -133,3 +134,14 @@ def _warn_partial(body: bytes, name: str) -> None:
             partial.rejected_spans,
             partial.error_message,
         )
+
+
+def upstream_settings(config: OtlpExporterConfig) -> UpstreamSettings:
+    """Where and how an `otlp` exporter sends."""
+    return UpstreamSettings(
+        endpoint=config.endpoint.rstrip("/"),
+        grpc=config.protocol == "grpc",
+        headers={"User-Agent": f"otel-session-bridge/{__version__}", **config.headers},
+        gzip=config.compression == "gzip",
+        timeout_s=float(config.timeout),
+    )

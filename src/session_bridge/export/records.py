@@ -3,9 +3,9 @@ exporter's protobuf format) and kept in the dead-letter store."""
 
 from __future__ import annotations
 
-from session_bridge.export.log import LogEntry
 from session_bridge.model import EventType, LlmUsage, SpanRecord
 from session_bridge.proto.session_bridge.v1 import records_pb2
+from session_bridge.store.export_log import LogEntry
 
 
 def to_proto(entry: LogEntry) -> records_pb2.SpanRecord:
@@ -33,6 +33,7 @@ def to_proto(entry: LogEntry) -> records_pb2.SpanRecord:
         otlp_span=span.otlp_span,
         otlp_resource=entry.resource,
         trace_start_time_unix_nano=entry.trace_start_ns,
+        response_id=span.response_id,
     )
     if span.llm is not None:
         llm = span.llm
@@ -83,6 +84,7 @@ def from_proto(record: records_pb2.SpanRecord) -> LogEntry:
         cost_usd=record.cost_usd if record.HasField("cost_usd") else None,
         scope_name=record.scope_name,
         otlp_span=record.otlp_span,
+        response_id=_optional(record, "response_id"),
     )
     return LogEntry(
         position=record.sequence,

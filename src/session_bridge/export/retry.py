@@ -1,10 +1,8 @@
-"""Exponential backoff with jitter, and the server's own say (Retry-After, RetryInfo)."""
+"""Exponential backoff with jitter, never shorter than the server's own say."""
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from session_bridge.export.config import ExportRetryConfig
 
@@ -29,19 +27,3 @@ class Backoff:
         if server_delay_s is not None:
             delay = max(delay, min(server_delay_s, MAX_SERVER_DELAY_S))
         return delay
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """An HTTP `Retry-After`: delay-seconds or an HTTP-date; None if absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - (now or datetime.now(UTC))).total_seconds(), 0.0)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from session_bridge.export.base import Exporter, Failure, Unit, pack
 from session_bridge.export.config import ExporterCommon
-from session_bridge.export.log import ExportLog, LogEntry
 from session_bridge.export.records import to_proto
 from session_bridge.export.retry import Backoff
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
+from session_bridge.store.export_log import ExportLog, LogEntry
 from session_bridge.telemetry import ExporterMetrics
 
 log = logging.getLogger(__name__)

@@ -5,48 +5,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from session_bridge.export.config import ExporterCommon, OtlpExporterConfig, create_exporter
-from session_bridge.export.log import ExportLog
+from session_bridge.export.otlp import upstream_settings as upstream_settings_of
 from session_bridge.export.runner import ExporterRunner
-from session_bridge.export.sqlite_log import SqliteExportLog
-from session_bridge.export.upstream import UpstreamSettings
+from session_bridge.otlp.client import UpstreamSettings
 from session_bridge.store.config import StorageConfig
-from session_bridge.store.factory import postgres_settings, sqlite_path
+from session_bridge.store.export_log import ExportLog
+from session_bridge.store.factory import open_export_log
 from session_bridge.telemetry import ExporterMetrics
 
 log = logging.getLogger(__name__)
-
-
-def _postgres_log(storage: StorageConfig) -> ExportLog:
-    from session_bridge.export.pg_log import PostgresExportLog
-
-    return PostgresExportLog(postgres_settings(storage))
-
-
-def _sqlite_log(storage: StorageConfig) -> ExportLog:
-    return SqliteExportLog(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
-
-
-# per store backend (store.factory.BACKENDS), the export log kept in that store
-EXPORT_LOGS: dict[str, Callable[[StorageConfig], ExportLog]] = {
-    "sqlite": _sqlite_log,
-    "postgres": _postgres_log,
-}
-
-
-def open_export_log(storage: StorageConfig) -> ExportLog:
-    """The store's export log."""
-    return EXPORT_LOGS[storage.backend](storage)
 
 
 def upstream_settings(exporters: list[ExporterCommon]) -> UpstreamSettings | None:
     """Where OTLP logs and metrics are passed: the first `otlp` exporter's endpoint."""
     for config in exporters:
         if isinstance(config, OtlpExporterConfig):
-            return UpstreamSettings.from_config(config)
+            return upstream_settings_of(config)
     return None
 
 

@@ -48,6 +48,7 @@ class Field:
     GUARDRAIL_NAME: Final = 30
     STATE_KEY: Final = 31
     TOOL_CALL_ID: Final = 32
+    RESPONSE_ID: Final = 33  # one model response: spans reporting it twice count once
 
 
 ALIASES: dict[int, tuple[str, ...]] = {
@@ -158,6 +159,7 @@ ALIASES: dict[int, tuple[str, ...]] = {
     Field.HANDOFF_TARGET: ("gen_ai.handoff.to_agent",),
     Field.GUARDRAIL_NAME: ("gen_ai.guardrail.name",),
     Field.STATE_KEY: ("state.key", "state.path"),
+    Field.RESPONSE_ID: ("gen_ai.response.id", "ai.response.id"),
 }
 
 

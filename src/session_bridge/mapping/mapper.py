@@ -47,6 +47,8 @@ _TOKEN_FIELDS = frozenset(
         Field.REASONING_TOKENS,
     )
 )
+# a span with any of these reports usage, whatever its kind
+_USAGE_FIELDS = _TOKEN_FIELDS | {Field.COST, Field.COST_DETAILS, Field.USAGE_DETAILS}
 
 
 @dataclass(slots=True)
@@ -240,7 +242,11 @@ def _record(
     event_type = classify(values, name=name, is_root=parent is None, is_error=is_error)
     start = span.start_time_unix_nano or span.end_time_unix_nano or now
     end = span.end_time_unix_nano or start
-    llm = _llm_usage(values) if event_type is EventType.LLM_CALL else None
+    llm = (
+        _llm_usage(values)
+        if event_type is EventType.LLM_CALL or not _USAGE_FIELDS.isdisjoint(values)
+        else None
+    )
     get = values.get
     return SpanRecord(
         trace_id=trace_id,
@@ -254,20 +260,22 @@ def _record(
         status_message=status.message,
         event_type=event_type,
         is_error=is_error,
-        service=_text(get(Field.SERVICE)),
-        environment=_text(get(Field.ENVIRONMENT)),
-        session_id=_text(get(Field.SESSION_ID)),
-        user_id=_text(get(Field.USER_ID)),
+        service=text_value(get(Field.SERVICE)),
+        environment=text_value(get(Field.ENVIRONMENT)),
+        session_id=text_value(get(Field.SESSION_ID)),
+        user_id=text_value(get(Field.USER_ID)),
         client=_client(values),
         geo=_geo(values),
         llm=llm,
         cost_usd=llm.reported_cost_usd if llm is not None else None,
         scope_name=scope_name,
         otlp_span=span.SerializeToString(),
+        response_id=text_value(get(Field.RESPONSE_ID)) if llm is not None else None,
     )
 
 
-def _text(value: Any) -> str | None:
+def text_value(value: Any) -> str | None:
+    """A mapped field's text: strings as they are, other values as compact JSON."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -309,9 +317,9 @@ def _json_object(value: Any) -> dict[str, Any]:
 
 
 def _llm_usage(values: dict[int, Any]) -> LlmUsage:
-    model = _text(values.get(Field.MODEL))
+    model = text_value(values.get(Field.MODEL))
     usage = LlmUsage(
-        provider=normalise_provider(_text(values.get(Field.PROVIDER)), model),
+        provider=normalise_provider(text_value(values.get(Field.PROVIDER)), model),
         model=model,
         input_tokens=_int(values.get(Field.INPUT_TOKENS, 0)),
         output_tokens=_int(values.get(Field.OUTPUT_TOKENS, 0)),
@@ -367,8 +375,8 @@ def _apply_langfuse_usage(usage: LlmUsage, details: dict[str, Any]) -> None:
 
 
 def _client(values: dict[int, Any]) -> ClientInfo | None:
-    ip = _text(values.get(Field.CLIENT_IP))
-    user_agent = _text(values.get(Field.USER_AGENT))
+    ip = text_value(values.get(Field.CLIENT_IP))
+    user_agent = text_value(values.get(Field.USER_AGENT))
     if ip is None and user_agent is None:
         return None
     return ClientInfo(ip=ip, user_agent=user_agent)
@@ -378,10 +386,10 @@ def _geo(values: dict[int, Any]) -> GeoInfo | None:
     if _GEO_FIELDS.isdisjoint(values):
         return None
     return GeoInfo(
-        country_code=_text(values.get(Field.GEO_COUNTRY_CODE)),
-        country_name=_text(values.get(Field.GEO_COUNTRY_NAME)),
-        region=_text(values.get(Field.GEO_REGION)),
-        city=_text(values.get(Field.GEO_CITY)),
-        postal_code=_text(values.get(Field.GEO_POSTAL_CODE)),
-        timezone=_text(values.get(Field.GEO_TIMEZONE)),
+        country_code=text_value(values.get(Field.GEO_COUNTRY_CODE)),
+        country_name=text_value(values.get(Field.GEO_COUNTRY_NAME)),
+        region=text_value(values.get(Field.GEO_REGION)),
+        city=text_value(values.get(Field.GEO_CITY)),
+        postal_code=text_value(values.get(Field.GEO_POSTAL_CODE)),
+        timezone=text_value(values.get(Field.GEO_TIMEZONE)),
     )

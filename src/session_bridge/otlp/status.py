@@ -8,6 +8,9 @@ status their retry rules are written for (as the Collector maps them).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 import grpc
 from google.rpc import code_pb2
 
@@ -51,3 +54,19 @@ def http_for_code(code: int | grpc.StatusCode) -> int:
     """The HTTP status for a gRPC code (500 for the codes the table does not name)."""
     value: int = code.value[0] if isinstance(code, grpc.StatusCode) else code
     return _HTTP_BY_CODE.get(value, 500)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """An HTTP `Retry-After`: delay-seconds or an HTTP-date; None if absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - (now or datetime.now(UTC))).total_seconds(), 0.0)

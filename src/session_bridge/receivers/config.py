@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from session_bridge.configkit import (
     NOT_BOOL,
@@ -41,6 +42,24 @@ Endpoint = Annotated[str, AfterValidator(_endpoint)]
 TlsVersion = Annotated[str, one_of("1.2", "1.3")]
 _WILDCARDS = {"0.0.0.0", "::", ""}
 MAX_WORKERS = 64  # map worker processes
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers set), as the
+    default number of map workers."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, count))
+
+
+def _auto_workers(value: object) -> object:
+    if value == "auto":
+        return usable_cores()
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise ValueError(f"expected a number of processes or auto, got {value!r}")
+    return value
 
 
 class TlsConfig(Section):
@@ -144,7 +163,10 @@ class OtlpReceiverConfig(Section):
     protocols: OtlpProtocols = Field(default_factory=OtlpProtocols)
     max_request_body_size: Annotated[SizeValue, between(1024, 1024**3)] = ByteSize(16 * 1024**2)
     max_pending_requests: Annotated[int, NOT_BOOL, between(1, 100_000)] = 64
-    workers: Annotated[int, NOT_BOOL, between(1, MAX_WORKERS)] = 1
+    # `auto` (the default): one per usable core
+    workers: Annotated[int, NOT_BOOL, BeforeValidator(_auto_workers), between(1, MAX_WORKERS)] = (
+        Field(default_factory=usable_cores)
+    )
     retry_after: Annotated[DurationValue, between(0, 3600)] = Duration(1.0)
     auth: Annotated[str, one_of("required", "optional", "off")] = "optional"
 

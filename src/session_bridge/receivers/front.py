@@ -21,8 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from session_bridge.enrich.client_address import header
 from session_bridge.keys import IngestAuth, UnauthenticatedError
-from session_bridge.otlp.status import code_for_http
-from session_bridge.receivers.decode import (
+from session_bridge.otlp.codec import (
     SUPPORTED_ENCODINGS,
     BodyFormat,
     DecodeFailure,
@@ -30,6 +29,7 @@ from session_bridge.receivers.decode import (
     decompress,
     encode,
 )
+from session_bridge.otlp.status import code_for_http
 from session_bridge.telemetry import BridgeMetrics
 
 

@@ -25,10 +25,10 @@ from session_bridge.enrich.client_address import (
     header,
 )
 from session_bridge.enrich.stage import RequestInfo
-from session_bridge.pipeline import IngestPipeline, RetryableError
-from session_bridge.prepare import RawRequest
+from session_bridge.ingest.pipeline import IngestPipeline, RetryableError
+from session_bridge.ingest.prepare import RawRequest
+from session_bridge.otlp.codec import BodyFormat, DecodeFailure
 from session_bridge.receivers.config import GrpcConfig, split_endpoint
-from session_bridge.receivers.decode import BodyFormat, DecodeFailure
 from session_bridge.receivers.front import Front, rich_status
 from session_bridge.receivers.tls import TlsFiles, grpc_credentials
 

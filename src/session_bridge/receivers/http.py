@@ -18,9 +18,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import RequestInfo
-from session_bridge.pipeline import IngestPipeline, RetryableError
-from session_bridge.prepare import RawRequest
-from session_bridge.receivers.decode import DecodeFailure, encode
+from session_bridge.ingest.pipeline import IngestPipeline, RetryableError
+from session_bridge.ingest.prepare import RawRequest
+from session_bridge.otlp.codec import DecodeFailure, encode
 from session_bridge.receivers.front import Front, error_response
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
-from session_bridge.export.upstream import (
+from session_bridge.otlp.client import (
     LOGS,
     METRICS,
     Answer,
@@ -33,8 +33,8 @@ from session_bridge.export.upstream import (
     UpstreamSettings,
     Verdict,
 )
+from session_bridge.otlp.codec import DecodeFailure, encode, parse
 from session_bridge.otlp.status import code_for_http
-from session_bridge.receivers.decode import DecodeFailure, encode, parse
 from session_bridge.receivers.front import Front, error_response, rich_status
 
 log = logging.getLogger(__name__)

@@ -82,6 +82,23 @@ ROLLUP_COLUMNS: dict[str, Merge] = {
     "providers": Merge.UNION,
 }
 
+# The columns the span tree decides (`rollup/usage.py`): a trace's are recomputed from
+# its spans and replace the previous ones, in the trace and in its session.
+USAGE_COLUMNS: frozenset[str] = frozenset(
+    {
+        "request_count",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "reasoning_tokens",
+        "cost_nano_usd",
+        "unpriced_count",
+        "models",
+        "providers",
+    }
+)
+
 # A rollup's field values in field order (`Rollup(*rollup_values(r))` equals `r`): how a
 # map worker ships rollups, since a tuple pickles ~4x cheaper than a slots dataclass.
 rollup_values: Callable[[Rollup], tuple[Any, ...]] = operator.attrgetter(
@@ -127,6 +144,39 @@ def merge(a: Rollup, b: Rollup) -> Rollup:
     return _merge(a, b)
 
 
+def with_usage(rollup: Rollup, usage: Rollup) -> Rollup:
+    """`rollup` with the usage columns of `usage` instead of its own."""
+    out = Rollup(*rollup_values(rollup))
+    set_usage(out, usage)
+    return out
+
+
+def set_usage(rollup: Rollup, usage: Rollup) -> None:
+    """Give `rollup` the usage columns of `usage`, in place."""
+    for name in USAGE_COLUMNS:
+        setattr(rollup, name, getattr(usage, name))
+
+
+def usage_change(old: Rollup, new: Rollup) -> Rollup:
+    """What replacing usage `old` by `new` adds to a sum of rollups: the difference of
+    the counts, and `new`'s models and providers (a set that loses members cannot be
+    undone by a union: `shrinks` tells when the sum's sets must be taken again)."""
+    change = Rollup()
+    for name, rule in ROLLUP_COLUMNS.items():
+        if name not in USAGE_COLUMNS:
+            continue
+        if rule is Merge.SUM:
+            setattr(change, name, getattr(new, name) - getattr(old, name))
+        else:
+            setattr(change, name, getattr(new, name))
+    return change
+
+
+def shrinks(old: Rollup, new: Rollup) -> bool:
+    """Whether replacing usage `old` by `new` drops a model or a provider."""
+    return not (old.models <= new.models and old.providers <= new.providers)
+
+
 def from_span(record: SpanRecord) -> Rollup:
     """The contribution of one span (trace_count is added when a trace joins a session)."""
     rollup = Rollup()
@@ -137,7 +187,8 @@ def from_span(record: SpanRecord) -> Rollup:
 def add_span(rollup: Rollup, record: SpanRecord) -> None:
     """`rollup = merge(rollup, from_span(record))`, in place and without building the
     span's own rollup: folding runs this once per span. The one statement of what a
-    span contributes; the tests hold it to `merge`."""
+    span contributes by itself; the tests hold it to `merge`. Usage (`USAGE_COLUMNS`)
+    is not a span's own: the trace's span tree decides it (`rollup/usage.py`)."""
     start = record.start_ns
     end = record.end_ns if record.end_ns > start else start
     if rollup.start_ns is None or start < rollup.start_ns:
@@ -159,23 +210,6 @@ def add_span(rollup: Rollup, record: SpanRecord) -> None:
         rollup.client = _earlier(rollup.client, (start, _compact_json(record.client)))
     if record.geo is not None and _may_precede(rollup.geo, start):
         rollup.geo = _earlier(rollup.geo, (start, _compact_json(record.geo)))
-    llm = record.llm
-    if llm is None:
-        return
-    rollup.request_count += 1
-    rollup.input_tokens += llm.input_tokens
-    rollup.output_tokens += llm.output_tokens
-    rollup.cache_read_tokens += llm.cache_read_tokens
-    rollup.cache_creation_tokens += llm.cache_creation_tokens
-    rollup.reasoning_tokens += llm.reasoning_tokens
-    if record.cost_usd is None:
-        rollup.unpriced_count += 1
-    else:
-        rollup.cost_nano_usd += round(record.cost_usd * NANO_USD)
-    if llm.model and llm.model not in rollup.models:
-        rollup.models = rollup.models | {llm.model}
-    if llm.provider and llm.provider not in rollup.providers:
-        rollup.providers = rollup.providers | {llm.provider}
 
 
 def _may_precede(current: Stamped | None, stamp: int) -> bool:

@@ -123,12 +123,9 @@ class GenerationQuery:
     before: tuple[int, bytes, bytes] | None = None  # (start_ns, trace_id, span_id) last seen
 
 
-class Store(ABC):
-    """Durable storage of spans, trace->session bindings and rollups.
-
-    `write` is called from one writer thread at a time and commits before it
-    returns: the receivers acknowledge a request only after that.
-    """
+class SpanWriter(ABC):
+    """The ingest side: `write` is called from one writer thread at a time and commits
+    before it returns (the receivers acknowledge a request only after that)."""
 
     # True: every batch must carry its records (the store folds them itself); False:
     # span rows and per-trace deltas do, and `NeedsRecords` asks for more when needed
@@ -145,6 +142,10 @@ class Store(ABC):
     def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult | Exception]:
         """Write several batches, each all-or-nothing; a failed batch yields its exception.
         Both stores commit them in one transaction (group commit)."""
+
+
+class SessionReader(ABC):
+    """The query side: sessions, their traces and spans, for the APIs."""
 
     @abstractmethod
     def get_session(self, project_id: str, session_id: str) -> SessionRow | None: ...
@@ -189,9 +190,9 @@ class Store(ABC):
     def resources(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         """Serialized OTLP `Resource`s by resource key."""
 
-    @abstractmethod
-    def ping(self) -> None:
-        """Raise if the store cannot serve reads and writes."""
+
+class Retention(ABC):
+    """What the retention job asks of a store."""
 
     @abstractmethod
     def expire(
@@ -201,6 +202,16 @@ class Store(ABC):
         that do not hold ingestion up: up to `limit` traces whose last span ended before
         `traces_before_ns`, with all their spans (the sessions keep counting them), and up
         to `limit` sessions that ended before `sessions_before_ns`. None keeps that kind."""
+
+
+class Store(SpanWriter, SessionReader, Retention):
+    """Durable storage of spans, trace->session bindings and rollups: the three roles of
+    one backend (`store.factory.BACKENDS`), which also keeps the exporters' log
+    (`Backend.export_log`)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the store cannot serve reads and writes."""
 
     @abstractmethod
     def close(self) -> None: ...

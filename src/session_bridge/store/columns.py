@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from session_bridge.model import EventType, LlmUsage, SpanRecord
-from session_bridge.rollup.rollup import ROLLUP_COLUMNS, Merge, Rollup
+from session_bridge.rollup.rollup import ROLLUP_COLUMNS, USAGE_COLUMNS, Merge, Rollup
+from session_bridge.rollup.usage import UsageSpan
 
 
 def sql_columns() -> list[tuple[str, str]]:
@@ -32,6 +33,45 @@ def sql_columns() -> list[tuple[str, str]]:
 
 
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in sql_columns())
+
+# the usage columns (SUM and UNION columns: one SQL column each, of the field's name)
+USAGE_COLUMN_NAMES: tuple[str, ...] = tuple(n for n in COLUMN_NAMES if n in USAGE_COLUMNS)
+_USAGE_INDEXES = tuple(COLUMN_NAMES.index(n) for n in USAGE_COLUMN_NAMES)
+
+
+def usage_row(rollup: Rollup) -> tuple[Any, ...]:
+    """A rollup's usage columns as the values of `USAGE_COLUMN_NAMES`."""
+    row = to_row(rollup)
+    return tuple(row[i] for i in _USAGE_INDEXES)
+
+
+# What `rollup.usage.UsageSpan` reads of a stored span, in its field order
+USAGE_SPAN_COLUMNS = (
+    "span_id", "parent_span_id", "start_ns", "response_id", "provider", "model", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens", "cost_usd",
+)  # fmt: skip
+
+
+def usage_span_of(row: Sequence[Any]) -> UsageSpan:
+    """A row of `USAGE_SPAN_COLUMNS` as the usage rule reads it."""
+    span_id, parent, start, response, provider, model, tokens_in, *rest = row
+    if tokens_in is None:  # carries no usage: only its place in the tree matters
+        return UsageSpan(bytes(span_id), bytes(parent) if parent is not None else None)
+    out, cache_read, cache_creation, reasoning, cost = rest
+    return UsageSpan(
+        bytes(span_id),
+        bytes(parent) if parent is not None else None,
+        start,
+        response,
+        provider,
+        model,
+        tokens_in,
+        out or 0,
+        cache_read or 0,
+        cache_creation or 0,
+        reasoning or 0,
+        cost,
+    )
 
 
 def _compile_row_codecs() -> tuple[
@@ -120,6 +160,7 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "cache_creation_tokens",
     "reasoning_tokens",
     "cost_usd",
+    "response_id",
     "scope_name",
     "resource_key",
     "otlp_span",
@@ -128,7 +169,7 @@ SPAN_COLUMNS: tuple[str, ...] = (
 
 # -- spans as the stores write them ---------------------------------------------------------
 
-# written, and read only by the export log (`export/log.py`)
+# written, and read only by the export log (`store/export_log.py`)
 SPAN_EXPORT_COLUMNS: tuple[str, ...] = ("ingestion_event", "trace_fields")
 
 # `session_id` is last: it is the trace's, known only to the store at write time
@@ -169,6 +210,7 @@ def span_row(r: SpanRecord, project_id: str) -> tuple[Any, ...]:
         llm.cache_creation_tokens if llm else None,
         llm.reasoning_tokens if llm else None,
         r.cost_usd,
+        r.response_id,
         r.scope_name,
         r.resource_key,
         r.otlp_span,
@@ -200,11 +242,12 @@ def span_from_row(row: Sequence[Any]) -> SpanRecord:
         trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status_code,
         status_message, event_type, is_error, service, environment, session_id, user_id,
         provider, model, input_tokens, output_tokens, cache_read, cache_creation, reasoning,
-        cost_usd, scope_name, resource_key, otlp_span,
+        cost_usd, response_id, scope_name, resource_key, otlp_span,
     ) = row  # fmt: skip
     event = _EVENT_TYPES.get(event_type) or EventType(event_type)
     llm = None
-    if event is EventType.LLM_CALL:
+    # (usage columns are written for every span that carries usage: `span_row`)
+    if event is EventType.LLM_CALL or input_tokens is not None:
         llm = LlmUsage(
             provider=provider,
             model=model,
@@ -235,4 +278,5 @@ def span_from_row(row: Sequence[Any]) -> SpanRecord:
         scope_name=scope_name,
         otlp_span=bytes(otlp_span),
         resource_key=bytes(resource_key),
+        response_id=response_id,
     )

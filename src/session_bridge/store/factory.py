@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from session_bridge.store.base import Store
 from session_bridge.store.config import StorageConfig
+from session_bridge.store.export_log import ExportLog
 from session_bridge.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ class Backend(Protocol):
 
     def has_data(self, storage: StorageConfig) -> bool:
         """Whether a bridge has created the store yet (False: nothing to inspect)."""
+
+    def export_log(self, storage: StorageConfig) -> ExportLog:
+        """The exporters' log, cursors and dead letters, kept in this store."""
 
 
 def sqlite_path(storage: StorageConfig) -> Path:
@@ -66,6 +70,11 @@ class _Sqlite:
     def has_data(self, storage: StorageConfig) -> bool:
         return sqlite_path(storage).exists()
 
+    def export_log(self, storage: StorageConfig) -> ExportLog:
+        from session_bridge.store.sqlite_export_log import SqliteExportLog
+
+        return SqliteExportLog(sqlite_path(storage), synchronous=storage.sqlite.synchronous)
+
 
 class _Postgres:
     exclusive_data_dir = False
@@ -94,6 +103,11 @@ class _Postgres:
     def has_data(self, storage: StorageConfig) -> bool:
         return True  # the server is asked when the store is opened
 
+    def export_log(self, storage: StorageConfig) -> ExportLog:
+        from session_bridge.store.pg_export_log import PostgresExportLog
+
+        return PostgresExportLog(postgres_settings(storage))
+
 
 BACKENDS: dict[str, Backend] = {"sqlite": _Sqlite(), "postgres": _Postgres()}
 
@@ -111,6 +125,11 @@ def open_store(storage: StorageConfig) -> Store:
 def describe_storage(storage: StorageConfig) -> str:
     """Where the data lives, for the banner and the logs (never a password)."""
     return backend(storage).describe(storage)
+
+
+def open_export_log(storage: StorageConfig) -> ExportLog:
+    """The configured store's export log."""
+    return backend(storage).export_log(storage)
 
 
 def migrate(storage: StorageConfig) -> str:

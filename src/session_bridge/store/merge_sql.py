@@ -16,6 +16,8 @@ stamp of an EARLIEST column are decided by the same comparison.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from session_bridge.model import INT64_MAX
 from session_bridge.rollup.rollup import ROLLUP_COLUMNS, Merge
 
@@ -38,11 +40,16 @@ def _takes_incoming(old: str, new: str, stamp_old: str, stamp_new: str) -> str:
     )
 
 
-def merge_expressions(stored: str, incoming: str) -> list[tuple[str, str]]:
-    """(column, SQL expression of its merged value) for every rollup column, in table
-    order; `stored` and `incoming` are the table aliases (e.g. `cur`, `EXCLUDED`)."""
+def merge_expressions(
+    stored: str, incoming: str, exclude: Collection[str] = ()
+) -> list[tuple[str, str]]:
+    """(column, SQL expression of its merged value) for every rollup column (but those
+    of `exclude`), in table order; `stored` and `incoming` are the table aliases (e.g.
+    `cur`, `EXCLUDED`)."""
     out: list[tuple[str, str]] = []
     for name, rule in ROLLUP_COLUMNS.items():
+        if name in exclude:
+            continue
         old, new = f"{stored}.{name}", f"{incoming}.{name}"
         if rule is Merge.SUM:  # saturating, as `merge`: never "bigint out of range"
             out.append((name, f"LEAST({old}::numeric + {new}, {INT64_MAX})::bigint"))
@@ -62,6 +69,8 @@ def merge_expressions(stored: str, incoming: str) -> list[tuple[str, str]]:
     return out
 
 
-def merge_assignments(stored: str, incoming: str) -> str:
+def merge_assignments(stored: str, incoming: str, exclude: Collection[str] = ()) -> str:
     """`col = <merged value>, …` for the DO UPDATE SET of an upsert."""
-    return ",\n  ".join(f"{name} = {expr}" for name, expr in merge_expressions(stored, incoming))
+    return ",\n  ".join(
+        f"{name} = {expr}" for name, expr in merge_expressions(stored, incoming, exclude)
+    )

@@ -158,6 +158,15 @@ CREATE INDEX dead_letters_by_exporter ON dead_letters (exporter, id);
     ),
     Migration(
         4,
+        "spans keep the model response they report: usage by the span tree",
+        # spans and rollups stored before keep what they were counted as; a trace written
+        # to again is recomputed by the new rule (its older spans have no response id)
+        """
+ALTER TABLE spans ADD COLUMN response_id text COLLATE "C";
+""",
+    ),
+    Migration(
+        5,
         "spans keep the ingestion event built at ingest",
         """
 -- spans stored before keep NULL: their events are built when they are sent

@@ -51,7 +51,15 @@ from psycopg_pool import ConnectionPool
 
 from session_bridge.model import SpanRecord
 from session_bridge.rollup.binding import TraceDelta, fold_by_trace, session_contribution
-from session_bridge.rollup.rollup import Rollup, merge
+from session_bridge.rollup.rollup import (
+    USAGE_COLUMNS,
+    Rollup,
+    merge,
+    shrinks,
+    usage_change,
+    with_usage,
+)
+from session_bridge.rollup.usage import UsageSpan, usage_rollup
 from session_bridge.store import columns, pg_schema
 from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
 from session_bridge.store.merge_sql import merge_assignments
@@ -99,7 +107,7 @@ _SPAN_TYPES = {
     "environment": "text", "session_id": "text", "user_id": "text", "provider": "text",
     "model": "text", "input_tokens": "int8", "output_tokens": "int8", "cache_read_tokens": "int8",
     "cache_creation_tokens": "int8", "reasoning_tokens": "int8", "cost_usd": "float8",
-    "scope_name": "text", "resource_key": "bytea", "otlp_span": "bytea",
+    "response_id": "text", "scope_name": "text", "resource_key": "bytea", "otlp_span": "bytea",
     "ingestion_event": "bytea", "trace_fields": "bytea",
 }  # fmt: skip
 _SPAN_COLUMNS = ", ".join(columns.SPAN_WRITE_COLUMNS)
@@ -138,9 +146,36 @@ ORDER BY 2, 1
 ON CONFLICT (project_id, trace_id) DO UPDATE SET
   session_id = COALESCE(cur.session_id, EXCLUDED.session_id),
   bound_by = CASE WHEN cur.session_id IS NULL THEN EXCLUDED.bound_by ELSE cur.bound_by END,
-  {merge_assignments("cur", "EXCLUDED")}
+  {merge_assignments("cur", "EXCLUDED", exclude=USAGE_COLUMNS)}
 RETURNING trace_id, project_id, session_id,
   bound_by IS NOT DISTINCT FROM pg_current_xact_id(), {_ROLLUP_COLS}"""
+
+# the spans of some traces, as the usage rule reads them (`rollup/usage.py`)
+_USAGE_SPANS = f"""
+SELECT project_id, trace_id, {", ".join(columns.USAGE_SPAN_COLUMNS)} FROM spans
+WHERE (project_id, trace_id) IN (SELECT * FROM unnest(%s::text[], %s::bytea[]))"""
+
+_SET_TRACE_USAGE = f"""
+UPDATE traces AS t SET
+  {", ".join(f"{n} = x.{n}" for n in columns.USAGE_COLUMN_NAMES)}
+FROM (SELECT r->>0 AS project_id, decode(r->>1, 'hex') AS trace_id,
+  {_from_json(columns.USAGE_COLUMN_NAMES, 2)}
+  FROM jsonb_array_elements(%s::jsonb) AS r) AS x
+WHERE t.project_id = x.project_id AND t.trace_id = x.trace_id"""
+
+
+def _session_union(column: str) -> str:
+    return f"""COALESCE((SELECT json_agg(v ORDER BY v COLLATE "C")::text FROM (
+    SELECT DISTINCT m.v FROM traces t, json_array_elements_text(t.{column}::json) AS m(v)
+    WHERE t.project_id = s.project_id AND t.session_id = s.session_id) AS u(v)), '[]')"""
+
+
+# a session whose models or providers a trace no longer has: a union cannot drop members,
+# so they are taken again from its traces (after the upserts: under its row lock)
+_RETAKE_SESSION_SETS = f"""
+UPDATE sessions AS s SET models = {_session_union("models")},
+  providers = {_session_union("providers")}
+WHERE (s.project_id, s.session_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"""
 
 _UPSERT_SESSIONS = f"""
 INSERT INTO sessions AS cur (project_id, session_id, {_ROLLUP_COLS})
@@ -410,21 +445,39 @@ def _fold(
     contributions: dict[tuple[str, str], Rollup] = {}
     earlier: list[tuple[str, bytes, str]] = []  # traces named now, with spans stored before
     renamed: dict[TraceKey, str] = {}  # traces whose new spans were stored under another name
+    recompute: dict[TraceKey, tuple[str | None, Rollup]] = {}  # session, usage before
     for tid, project, session_id, newly_bound, *rollup in conn.execute(
         _UPSERT_TRACES, (traces,), binary=True
     ).fetchall():
         trace = (project, bytes(tid))
         if session_id != _text(guesses[trace]):
             renamed[trace] = session_id
-        if session_id is None:
-            continue
         delta = deltas[trace].rollup
         after = columns.from_row(rollup)
-        if newly_bound and after.span_count > delta.span_count:
-            earlier.append((*trace, session_id))
+        if after.span_count > delta.span_count:
+            # a stored trace: it kept its usage (the upsert merges the others only);
+            # when either side has usage, the trace's spans decide it (below)
+            if delta.request_count or after.request_count:
+                recompute[trace] = (session_id, after)
+            delta = with_usage(delta, _NO_USAGE)
+            if newly_bound and session_id is not None:
+                earlier.append((*trace, session_id))
+        if session_id is None:
+            continue
         key = (project, session_id)
         add = session_contribution(delta, after, newly_bound=newly_bound)
         contributions[key] = merge(contributions[key], add) if key in contributions else add
+    shrunk: set[tuple[str, str]] = set()
+    if recompute:
+        for trace, usage in _recomputed_usage(conn, list(recompute)).items():
+            session_id, before = recompute[trace]
+            if session_id is None:
+                continue
+            key = (trace[0], session_id)
+            change = usage_change(before, usage)
+            contributions[key] = merge(contributions[key], change)
+            if shrinks(before, usage):
+                shrunk.add(key)
     if earlier:
         conn.execute(_NAME_EARLIER_SPANS, _columns_of(earlier, 3), binary=True)
     if renamed:
@@ -432,6 +485,26 @@ def _fold(
         conn.execute(_RENAME_NEW_SPANS, _columns_of(keys, 4), binary=True)
     sessions = _json_rows((*key, *columns.to_row(add)) for key, add in contributions.items())
     conn.execute(_UPSERT_SESSIONS, (sessions,))
+    if shrunk:
+        conn.execute(_RETAKE_SESSION_SETS, _columns_of(sorted(shrunk), 2))
+
+
+_NO_USAGE = Rollup()
+
+
+def _recomputed_usage(conn: Connection, traces: list[TraceKey]) -> dict[TraceKey, Rollup]:
+    """The usage of these (locked) traces from their stored spans, written to them."""
+    spans: dict[TraceKey, list[UsageSpan]] = {trace: [] for trace in traces}
+    for project, trace_id, *row in conn.execute(
+        _USAGE_SPANS, _columns_of(traces, 2), binary=True
+    ).fetchall():
+        spans[project, bytes(trace_id)].append(columns.usage_span_of(row))
+    usage = {trace: usage_rollup(of_trace) for trace, of_trace in spans.items()}
+    rows = _json_rows(
+        (project, trace_id.hex(), *columns.usage_row(u)) for (project, trace_id), u in usage.items()
+    )
+    conn.execute(_SET_TRACE_USAGE, (rows,))
+    return usage
 
 
 def _copy_spans(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:

@@ -1,5 +1,5 @@
 """Retention (`storage.retention`): expired traces, spans and sessions deleted in the
-background, in bounded batches, each its own short transaction (see `Store.expire`)."""
+background, in bounded batches, each its own short transaction (see `Retention.expire`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from session_bridge.store.base import Expired, Store
+from session_bridge.store.base import Expired, Retention
 from session_bridge.store.config import RetentionConfig
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ class RetentionWorker:
     """Runs `run_once` every `retention.interval` on its own thread until `close`."""
 
     def __init__(
-        self, store: Store, retention: RetentionConfig, clock: Callable[[], int] = time.time_ns
+        self, store: Retention, retention: RetentionConfig, clock: Callable[[], int] = time.time_ns
     ) -> None:
         self._store = store
         self._retention = retention

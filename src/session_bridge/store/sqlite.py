@@ -9,6 +9,8 @@ request is acknowledged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from session_bridge.rollup.binding import (
+    RollupPlan,
     TraceDelta,
     TraceState,
     fold_by_trace,
@@ -23,6 +26,7 @@ from session_bridge.rollup.binding import (
     plan_rollups,
 )
 from session_bridge.rollup.rollup import merge
+from session_bridge.rollup.usage import usage_rollup
 from session_bridge.store import columns
 from session_bridge.store.base import Expired, NeedsRecords, WriteBatch, WriteResult
 from session_bridge.store.config import SYNCHRONOUS
@@ -31,8 +35,9 @@ from session_bridge.store.sql_reads import SqlReads, chunks
 
 # 4: spans keyed by (trace_no, span_id) rather than (trace_id, span_id)
 # 5: traces keyed by (project_id, trace_id): two projects sharing a trace id get a trace each
-# 6: spans keep the ingestion event built at ingest (`columns.SPAN_EXPORT_COLUMNS`)
-SCHEMA_VERSION = 6
+# 6: spans keep the model response they report (`response_id`): usage by the span tree
+# 7: spans keep the ingestion event built at ingest (`columns.SPAN_EXPORT_COLUMNS`)
+SCHEMA_VERSION = 7
 _OLDEST_READABLE = 4  # no release ever wrote an older layout
 _WAL_RESTART_FRAMES = 4096  # ~16 MiB of 4 KiB pages: then the WAL should start over
 _WAL_KEEP_BYTES = 64 * 1024 * 1024
@@ -136,8 +141,20 @@ _SPAN_EXPORT_FIELDS = "".join(
     f"ALTER TABLE spans ADD COLUMN {name} BLOB;\n" for name in columns.SPAN_EXPORT_COLUMNS
 )
 
+# Usage is decided by the span tree (`rollup/usage.py`), which reads the stored spans of
+# a trace, and a model response reported twice counts once: spans keep its id. Spans and
+# rollups stored before keep what they were counted as; a trace written to again is
+# recomputed by the new rule (its spans stored before have no response id).
+_RESPONSE_IDS = """
+ALTER TABLE spans ADD COLUMN response_id TEXT;
+"""
+
 # version -> the script that brings a database at that version to the next one
-_UPGRADES: dict[int, str] = {4: _TRACES_BY_PROJECT, 5: _SPAN_EXPORT_FIELDS}
+_UPGRADES: dict[int, str] = {
+    4: _TRACES_BY_PROJECT,
+    5: _RESPONSE_IDS,
+    6: _SPAN_EXPORT_FIELDS,
+}
 
 # sqlite3 binds only int, float, str and bytearray directly; None, bool and bytes (most
 # of a span row) first go through a failed adapter lookup (~0.5 us each, ~2 us per span
@@ -196,6 +213,20 @@ _INSERT_NEW_TRACES = (
     f" SELECT ?1, {', '.join('b.' + name for name in _TRACE_BATCH_COLUMNS)} FROM batch.traces b"
     " WHERE NOT EXISTS"
     " (SELECT 1 FROM main.traces t WHERE t.project_id = ?1 AND t.trace_id = b.trace_id)"
+)
+# response_id was added after otlp_span (schema 6): reaching it reads past the raw span,
+# so it is read only for spans that carry usage (the only ones the rule asks it of)
+_USAGE_SPANS = (
+    "SELECT "
+    + ", ".join(
+        "CASE WHEN input_tokens IS NOT NULL THEN response_id END" if n == "response_id" else n
+        for n in columns.USAGE_SPAN_COLUMNS
+    )
+    + " FROM spans WHERE trace_no = ? AND project_id = ?"
+)
+_SET_TRACE_USAGE = (
+    f"UPDATE traces SET {', '.join(n + ' = ?' for n in columns.USAGE_COLUMN_NAMES)}"
+    " WHERE trace_no = ?"
 )
 _UPSERT_TRACES = (
     f"INSERT INTO traces (trace_id, project_id, session_id, {_ROLLUP_COLS})"
@@ -374,8 +405,25 @@ class SqliteStore(SqlReads):
                 "UPDATE spans SET session_id = ? WHERE trace_no = ? AND session_id IS NULL",
                 orphans,
             )
-        self._merge_sessions(conn, batch.project_id, plan.sessions)
+        if plan.recompute:
+            self._recompute_usage(conn, batch.project_id, plan, numbers)
+        self._merge_sessions(conn, batch.project_id, plan.sessions, plan.shrunk)
         return WriteResult(stored=stored, duplicates=batch.received() - stored)
+
+    @staticmethod
+    def _recompute_usage(
+        conn: sqlite3.Connection, project_id: str, plan: RollupPlan, numbers: dict[bytes, int]
+    ) -> None:
+        """The usage of the stored traces that new spans may change, from their spans
+        (the new ones are stored by now), into the traces and the plan's sessions."""
+        updates = []
+        for tid in plan.recompute:
+            number = numbers[tid]
+            spans = conn.execute(_USAGE_SPANS, (number, project_id)).fetchall()
+            usage = usage_rollup(columns.usage_span_of(row) for row in spans)
+            plan.replace_usage(tid, usage)
+            updates.append((*columns.usage_row(usage), number))
+        conn.executemany(_SET_TRACE_USAGE, updates)
 
     @staticmethod
     def _stored_before(conn: sqlite3.Connection, stored_traces: Sequence[bytes]) -> int:
@@ -427,7 +475,12 @@ class SqliteStore(SqlReads):
         return numbers, states
 
     @staticmethod
-    def _merge_sessions(conn: sqlite3.Connection, project_id: str, deltas: dict[str, Any]) -> None:
+    def _merge_sessions(
+        conn: sqlite3.Connection,
+        project_id: str,
+        deltas: dict[str, Any],
+        shrunk: set[str],
+    ) -> None:
         if not deltas:
             return
         merged = dict(deltas)
@@ -440,6 +493,18 @@ class SqliteStore(SqlReads):
                 (project_id, *chunk),
             ):
                 merged[row[0]] = merge(columns.from_row(row[1:]), deltas[row[0]])
+        for session_id in shrunk:  # a union cannot drop members: take them from the traces
+            models: set[str] = set()
+            providers: set[str] = set()
+            for trace_models, trace_providers in conn.execute(
+                "SELECT models, providers FROM traces WHERE project_id = ? AND session_id = ?",
+                (project_id, session_id),
+            ):
+                models.update(json.loads(trace_models))
+                providers.update(json.loads(trace_providers))
+            merged[session_id] = dataclasses.replace(
+                merged[session_id], models=frozenset(models), providers=frozenset(providers)
+            )
         # an upsert, not INSERT OR REPLACE: the row keeps its place, and only the indexes
         # whose columns changed (mostly sessions_by_end) are touched
         conn.executemany(
@@ -508,7 +573,7 @@ class SqliteStore(SqlReads):
 
 def _export_hold(conn: sqlite3.Connection) -> int:
     """Retention keeps the spans above this rowid: those an exporter has not delivered yet
-    (its cursor, `export/sqlite_log.py`), and the newest span, so that rowids, the export
+    (its cursor, `store/sqlite_export_log.py`), and the newest span, so that rowids, the export
     log's positions, are never reused."""
     (newest,) = conn.execute("SELECT max(rowid) FROM spans").fetchone()
     hold = int(newest or 0) - 1

@@ -12,13 +12,13 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from session_bridge.store.base import Store, WriteBatch, WriteResult
+from session_bridge.store.base import SpanWriter, WriteBatch, WriteResult
 
 _STOP = None
 
 
 class GroupCommitWriter:
-    def __init__(self, store: Store, max_group: int = 16) -> None:
+    def __init__(self, store: SpanWriter, max_group: int = 16) -> None:
         self._store = store
         self._max_group = max_group
         self._queue: queue.SimpleQueue[tuple[WriteBatch, Future[WriteResult]] | None] = (

@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SpanRecord(_message.Message):
-    __slots__ = ("sequence", "project_id", "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano", "status_code", "status_message", "event_type", "is_error", "service", "environment", "session_id", "user_id", "llm", "cost_usd", "scope_name", "otlp_span", "otlp_resource", "trace_start_time_unix_nano")
+    __slots__ = ("sequence", "project_id", "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano", "status_code", "status_message", "event_type", "is_error", "service", "environment", "session_id", "user_id", "llm", "cost_usd", "scope_name", "otlp_span", "otlp_resource", "trace_start_time_unix_nano", "response_id")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class SpanRecord(_message.Message):
     OTLP_SPAN_FIELD_NUMBER: _ClassVar[int]
     OTLP_RESOURCE_FIELD_NUMBER: _ClassVar[int]
     TRACE_START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_ID_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     project_id: str
     trace_id: bytes
@@ -53,7 +54,8 @@ class SpanRecord(_message.Message):
     otlp_span: bytes
     otlp_resource: bytes
     trace_start_time_unix_nano: int
-    def __init__(self, sequence: _Optional[int] = ..., project_id: _Optional[str] = ..., trace_id: _Optional[bytes] = ..., span_id: _Optional[bytes] = ..., parent_span_id: _Optional[bytes] = ..., name: _Optional[str] = ..., kind: _Optional[int] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., event_type: _Optional[str] = ..., is_error: _Optional[bool] = ..., service: _Optional[str] = ..., environment: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., llm: _Optional[_Union[LlmUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., scope_name: _Optional[str] = ..., otlp_span: _Optional[bytes] = ..., otlp_resource: _Optional[bytes] = ..., trace_start_time_unix_nano: _Optional[int] = ...) -> None: ...
+    response_id: str
+    def __init__(self, sequence: _Optional[int] = ..., project_id: _Optional[str] = ..., trace_id: _Optional[bytes] = ..., span_id: _Optional[bytes] = ..., parent_span_id: _Optional[bytes] = ..., name: _Optional[str] = ..., kind: _Optional[int] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ..., event_type: _Optional[str] = ..., is_error: _Optional[bool] = ..., service: _Optional[str] = ..., environment: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., llm: _Optional[_Union[LlmUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., scope_name: _Optional[str] = ..., otlp_span: _Optional[bytes] = ..., otlp_resource: _Optional[bytes] = ..., trace_start_time_unix_nano: _Optional[int] = ..., response_id: _Optional[str] = ...) -> None: ...
 
 class LlmUsage(_message.Message):
     __slots__ = ("provider", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")

@@ -23,10 +23,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from session_bridge import __version__
-from session_bridge.export.config import OtlpExporterConfig
-from session_bridge.export.retry import retry_after_seconds
-from session_bridge.otlp.status import http_for_code
+from session_bridge.otlp.status import http_for_code, retry_after_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +112,6 @@ class UpstreamSettings:
     headers: dict[str, str]
     gzip: bool
     timeout_s: float
-
-    @classmethod
-    def from_config(cls, config: OtlpExporterConfig) -> UpstreamSettings:
-        return cls(
-            endpoint=config.endpoint.rstrip("/"),
-            grpc=config.protocol == "grpc",
-            headers={"User-Agent": f"otel-session-bridge/{__version__}", **config.headers},
-            gzip=config.compression == "gzip",
-            timeout_s=float(config.timeout),
-        )
 
     @property
     def grpc_target(self) -> str:

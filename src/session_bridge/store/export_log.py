@@ -42,9 +42,8 @@ class StoredDeadLetter:
     letter: DeadLetter
 
 
-class ExportLog(ABC):
-    """What an exporter needs from the store. Implementations must be safe to use from
-    several threads (one reader per exporter, plus the dead-letter commands)."""
+class CursorLog(ABC):
+    """The store's spans in commit order, and each exporter's durable place in them."""
 
     def lead(self, exporter: str) -> bool:
         """Whether this process delivers `exporter` now. A store shared by several
@@ -78,7 +77,9 @@ class ExportLog(ABC):
     def commit(self, exporter: str, cursor: int, dead_letters: Sequence[DeadLetter]) -> None:
         """Advance `exporter` to `cursor` and file `dead_letters`, atomically and durably."""
 
-    # -- the dead-letter store ------------------------------------------------------------
+
+class DeadLetterStore(ABC):
+    """What exporters gave up on, kept for `session-bridge dlq`."""
 
     @abstractmethod
     def dead_letters(
@@ -99,6 +100,12 @@ class ExportLog(ABC):
     @abstractmethod
     def purge_dead_letters(self, exporter: str | None, ids: Sequence[int] | None) -> int:
         """Delete dead letters (all of `exporter`'s, or these ids); return how many."""
+
+
+class ExportLog(CursorLog, DeadLetterStore):
+    """What exporters need from a store, provided by each store backend
+    (`store.factory.Backend.export_log`). Safe to use from several threads (one reader per
+    exporter, plus the dead-letter commands)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from session_bridge.enrich.stage import Enricher, RequestInfo
 from session_bridge.mapping.langfuse_events import add_ingestion_events
 from session_bridge.mapping.mapper import map_request
-from session_bridge.receivers.decode import BodyFormat, parse
+from session_bridge.otlp.codec import BodyFormat, parse
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import WriteBatch
 
@@ -56,6 +56,7 @@ def prepare(
         return PreparedRequest(None, 0, mapped.rejected, mapped.error_message)
     if enricher is not None:
         enricher.enrich(records, raw.info)
+        enricher.scrub(mapped)
     if ingestion_events:
         add_ingestion_events(mapped)
     batch = WriteBatch(raw.project_id, records, mapped.resources, fold_by_trace(records))

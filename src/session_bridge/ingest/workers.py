@@ -44,9 +44,9 @@ from typing import Any
 from session_bridge import METRICS_DIR_ENV, logs, malloc
 from session_bridge.config import BridgeConfig
 from session_bridge.enrich.stage import Enricher
-from session_bridge.pipeline import RetryableError
-from session_bridge.prepare import PreparedRequest, RawRequest, prepare
-from session_bridge.receivers.decode import DecodeFailure
+from session_bridge.ingest.pipeline import RetryableError
+from session_bridge.ingest.prepare import PreparedRequest, RawRequest, prepare
+from session_bridge.otlp.codec import DecodeFailure
 from session_bridge.rollup.binding import TraceDelta
 from session_bridge.rollup.rollup import Rollup, rollup_values
 from session_bridge.store.base import WriteBatch
@@ -95,7 +95,7 @@ class MapWorkerPool:
         ours, theirs = socket.socketpair()
         with ours, theirs:
             process = subprocess.Popen(
-                [sys.executable, "-m", "session_bridge.workers", str(theirs.fileno())],
+                [sys.executable, "-m", "session_bridge.ingest.workers", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
             )
             conn = Connection(ours.detach())

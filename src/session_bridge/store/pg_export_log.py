@@ -31,15 +31,15 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from session_bridge.export.log import (
+from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
+from session_bridge.store import columns
+from session_bridge.store.export_log import (
     ExportLog,
     LogEntry,
     ResourceCache,
     StoredDeadLetter,
     entry_from_row,
 )
-from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
-from session_bridge.store import columns
 from session_bridge.store.postgres import PostgresSettings, connect_kwargs, migrate_schema
 
 log = logging.getLogger(__name__)

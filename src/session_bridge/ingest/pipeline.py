@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from session_bridge.enrich.stage import Enricher
-from session_bridge.prepare import PreparedRequest, RawRequest, decode, prepare
-from session_bridge.receivers.decode import DecodeFailure
+from session_bridge.ingest.prepare import PreparedRequest, RawRequest, decode, prepare
+from session_bridge.otlp.codec import DecodeFailure
 from session_bridge.store.base import NeedsRecords, WriteResult, is_transient
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics

@@ -17,15 +17,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from session_bridge.export.log import (
+from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
+from session_bridge.store import columns
+from session_bridge.store.export_log import (
     ExportLog,
     LogEntry,
     ResourceCache,
     StoredDeadLetter,
     entry_from_row,
 )
-from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
-from session_bridge.store import columns
 from session_bridge.store.sql_reads import chunks
 
 _SCHEMA = """
