@@ -40,6 +40,7 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 UNIT_FILES = frozenset(
     {
         "test_client_address.py",
+        "test_config_components.py",
         "test_deploy.py",
         "test_enrich_geoip.py",
         "test_enrich_pricing.py",
@@ -48,9 +49,12 @@ UNIT_FILES = frozenset(
         "test_export_events.py",
         "test_export_runner.py",
         "test_group_commit.py",
+        "test_ingestion_events.py",
         "test_mapping.py",
+        "test_one_source.py",
         "test_packaging.py",
         "test_rollup.py",
+        "test_span_columns.py",
         "test_sqlite_span_table.py",
         "test_storage_config.py",
         "test_timefmt.py",
