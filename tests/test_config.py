@@ -109,7 +109,9 @@ sessions:
     assert config.receivers.otlp.protocols.grpc.enabled is False
     assert config.storage.retention.spans == 7 * 86400.0
     assert config.sessions.project_id == "4"  # a string option keeps the text
-    with pytest.raises(ConfigError, match=r"receivers\.otlp\.workers: expected a number of processes or auto"):
+    with pytest.raises(
+        ConfigError, match=r"receivers\.otlp\.workers: expected a number of processes or auto"
+    ):
         load(path, environ={"N": "four", "ON": "false", "SPANS": "7d"})
 
 
