@@ -26,6 +26,7 @@ class Counts:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.observations: set[str] = set()  # distinct observation ids
+        self.duplicates = 0  # observation events whose id had arrived before (resends)
         self.events = 0
         self.requests = 0
         self.refused = 0
@@ -46,7 +47,9 @@ def make_app(counts: Counts) -> Starlette:
         ids = [e["body"]["id"] for e in batch if e["type"] != "trace-create"]
         now = time.monotonic()
         with counts.lock:
-            counts.observations.update(ids)
+            seen = counts.observations
+            counts.duplicates += sum(1 for i in ids if i in seen)
+            seen.update(ids)
             counts.events += len(batch)
             counts.requests += 1
             counts.bytes += len(body)
@@ -60,6 +63,7 @@ def make_app(counts: Counts) -> Starlette:
             return JSONResponse(
                 {
                     "observations": len(counts.observations),
+                    "duplicates": counts.duplicates,
                     "events": counts.events,
                     "requests": counts.requests,
                     "refused": counts.refused,

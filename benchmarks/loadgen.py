@@ -734,6 +734,8 @@ def run(args: argparse.Namespace) -> Result:
     prefixes = None
     if args.transport == "http":
         prefixes = [http_prefix(args.port, t.body_size) for t in templates]
+    # `--ports`: the connections go round-robin to several servers (bridge replicas)
+    ports: list[int] = args.ports or [args.port]
     factory = RequestFactory(templates, prefixes)
     max_requests = min(args.max_requests, factory.max_requests())
     build_s = time.perf_counter() - t_build
@@ -741,7 +743,11 @@ def run(args: argparse.Namespace) -> Result:
     # gRPC: `--channels` connections shared round-robin by the workers, as several
     # SDK exporters would open (HTTP opens one keep-alive connection per worker anyway)
     grpc_clients = (
-        [GrpcClient(args.port, args.timeout) for _ in range(min(args.channels, args.concurrency))]
+        [
+            GrpcClient(ports[n % len(ports)], args.timeout)
+            # the same number of connections to every port
+            for n in range(-(-min(args.channels, args.concurrency) // len(ports)) * len(ports))
+        ]
         if args.transport == "grpc"
         else []
     )
@@ -750,7 +756,7 @@ def run(args: argparse.Namespace) -> Result:
         if grpc_clients:
             senders.append((grpc_clients[n % len(grpc_clients)].sender(), lambda: None))
         else:
-            senders.append(http_sender(args.port, args.timeout))
+            senders.append(http_sender(ports[n % len(ports)], args.timeout))
 
     counter: Iterator[int] = itertools.count()
     start_gate = threading.Event()
@@ -846,7 +852,13 @@ def run(args: argparse.Namespace) -> Result:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--transport", choices=["grpc", "http"], required=True)
-    p.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1")
+    p.add_argument(
+        "--ports",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[],
+        help="comma list of ports on 127.0.0.1 (instead of --port): connections round-robin",
+    )
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     p.add_argument("--seconds", type=float, default=10.0, help="time limit (default 10)")
     p.add_argument(
@@ -868,6 +880,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.concurrency, args.channels, args.templates, args.spans_per_request) < 1:
         p.error("--concurrency, --channels, --templates and --spans-per-request must be >= 1")
+    if not args.port and not args.ports:
+        p.error("--port or --ports is required")
+    if args.ports:
+        args.port = args.ports[0]
+        if args.concurrency < len(args.ports):
+            p.error("--concurrency must be at least the number of --ports")
     return args
 
 

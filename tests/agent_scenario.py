@@ -136,6 +136,14 @@ def guardrail(name: str, stage: str, triggered: bool, start: int, end: int) -> S
 
 
 QUESTION = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Where is A1?"}]}])
+TRIAGE_CHAT: dict[str, Any] = {
+    "gen_ai.response.finish_reasons": ["tool_calls"],
+    "ai.response.msToFirstChunk": 42.5,
+    "gen_ai.input.messages": QUESTION,
+    "langfuse.observation.prompt.name": "triage-prompt",
+    "langfuse.observation.prompt.version": 3,
+    "gen_ai.usage.cost": 0.0125,
+}
 
 
 def _baseline(index: int) -> Session:
@@ -172,14 +180,7 @@ SUPPORT = Session(
                     10,
                     110,
                     (100, 20),
-                    **{
-                        "gen_ai.response.finish_reasons": ["tool_calls"],
-                        "ai.response.msToFirstChunk": 42.5,
-                        "gen_ai.input.messages": QUESTION,
-                        "langfuse.observation.prompt.name": "triage-prompt",
-                        "langfuse.observation.prompt.version": 3,
-                        "gen_ai.usage.cost": 0.0125,
-                    },
+                    **TRIAGE_CHAT,
                 ),
                 handoff("triage", "billing", 120),
                 agent(

@@ -34,6 +34,56 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
+# Test tiers (the markers are registered in pyproject.toml; see CONTRIBUTING.md). Files are
+# end-to-end unless listed here; a test that needs PostgreSQL (the `pg_dsn` fixture, or a
+# backend parameter set to "postgres") is in the postgres tier instead of its file's.
+UNIT_FILES = frozenset(
+    {
+        "test_client_address.py",
+        "test_config_components.py",
+        "test_deploy.py",
+        "test_enrich_geoip.py",
+        "test_enrich_pricing.py",
+        "test_enrich_privacy.py",
+        "test_enrich_useragent.py",
+        "test_export_events.py",
+        "test_export_runner.py",
+        "test_group_commit.py",
+        "test_ingestion_events.py",
+        "test_mapping.py",
+        "test_one_source.py",
+        "test_packaging.py",
+        "test_rollup.py",
+        "test_span_columns.py",
+        "test_sqlite_span_table.py",
+        "test_storage_config.py",
+        "test_timefmt.py",
+    }
+)
+BROWSER_FILES = frozenset({"test_ui.py"})
+
+
+def _uses_postgres(item: pytest.Item) -> bool:
+    if "pg_dsn" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgres" in callspec.params.values()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        if _uses_postgres(item):
+            tier = "postgres"
+        elif name in UNIT_FILES:
+            tier = "unit"
+        elif name in BROWSER_FILES:
+            tier = "browser"
+        else:
+            tier = "e2e"
+        item.add_marker(tier)
+
+
 class RunningBridge:
     """A bridge serving on its own event loop thread, like `session-bridge run` does."""
 

@@ -54,7 +54,7 @@ def ingestion(server: IngestionServer, **overrides: Any) -> IngestionExporterCon
 
 def exporting_config(data_dir: Path, *exporters: ExporterCommon) -> BridgeConfig:
     config = make_config(data_dir)
-    config.exporters = list(exporters)  # type: ignore[arg-type]
+    config.exporters = list(exporters)
     return config
 
 

@@ -23,7 +23,7 @@ def new_span_id() -> str:
 
 def json_attr(key: str, value: Any, *, snake: bool = False) -> dict[str, Any]:
     if isinstance(value, bool):
-        v = {"bool_value" if snake else "boolValue": value}
+        v: dict[str, Any] = {"bool_value" if snake else "boolValue": value}
     elif isinstance(value, int):
         v = {"int_value" if snake else "intValue": str(value)}  # int64 as a string, per spec
     elif isinstance(value, float):

@@ -18,7 +18,7 @@ def test_empty_file_gives_defaults() -> None:
     assert parse("") == BridgeConfig()
     assert BridgeConfig().receivers.otlp.protocols.grpc.endpoint == "127.0.0.1:4317"
     assert BridgeConfig().receivers.otlp.max_request_body_size == 16 * 1024 * 1024
-    assert BridgeConfig().sessions.inactivity_timeout == 1800
+    assert BridgeConfig().sessions.inactivity_timeout == 1800.0
 
 
 def test_documented_config_file_is_valid_and_equals_the_defaults() -> None:
@@ -46,7 +46,7 @@ def test_units() -> None:
         "sessions:\n  inactivity_timeout: 5m\n"
     )
     assert config.receivers.otlp.max_request_body_size == 4 * 1024 * 1024
-    assert config.sessions.inactivity_timeout == 300
+    assert config.sessions.inactivity_timeout == 300.0
 
 
 def test_env_substitution(tmp_path: Path) -> None:
@@ -107,9 +107,11 @@ sessions:
     config = load(path, environ={"N": "4", "ON": "false", "SPANS": "7d"})
     assert config.receivers.otlp.workers == 4
     assert config.receivers.otlp.protocols.grpc.enabled is False
-    assert config.storage.retention.spans == 7 * 86400
+    assert config.storage.retention.spans == 7 * 86400.0
     assert config.sessions.project_id == "4"  # a string option keeps the text
-    with pytest.raises(ConfigError, match=r"receivers\.otlp\.workers: expected a number of processes or auto"):
+    with pytest.raises(
+        ConfigError, match=r"receivers\.otlp\.workers: expected a number of processes or auto"
+    ):
         load(path, environ={"N": "four", "ON": "false", "SPANS": "7d"})
 
 

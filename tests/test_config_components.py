@@ -103,11 +103,8 @@ def test_every_registered_exporter_builds_from_its_defaults(
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk")
     assert set(EXPORTERS) == {"debug", "file", "ingestion", "otlp"}
     for type_name, registered in EXPORTERS.items():
-        config = (
-            registered.config(endpoint="http://127.0.0.1:9")
-            if type_name == "otlp"
-            else (registered.config())
-        )
+        required = {"endpoint": "http://127.0.0.1:9"} if type_name == "otlp" else {}
+        config = registered.config.model_validate(required)
         assert config.type == type_name and issubclass(registered.config, ExporterCommon)
         exporter = create_exporter(config, tmp_path)
         assert isinstance(exporter, Exporter) and exporter.name == type_name

@@ -210,7 +210,7 @@ def test_accepted_http_sockets_have_tcp_nodelay(
     connections = list(server.server_state.connections)
     assert connections
     for protocol in connections:
-        accepted = protocol.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+        accepted = protocol.transport.get_extra_info("socket")
         assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 

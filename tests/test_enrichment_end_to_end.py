@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ IPHONE = (
 )
 
 
-def _bridge(bridge_factory: Any, tmp_path: Path, **sections: dict[str, Any]) -> RunningBridge:
+def _bridge(
+    bridge_factory: Callable[..., RunningBridge], tmp_path: Path, **sections: dict[str, Any]
+) -> RunningBridge:
     config = make_config(tmp_path / "data")
     config.enrich.geoip.databases = [str(GEOIP / "GeoIP2-City-Test.mmdb")]
     for section, values in sections.items():

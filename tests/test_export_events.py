@@ -91,7 +91,8 @@ def test_every_shape_of_span_gives_valid_events() -> None:
         ),
         proto_span(trace, os.urandom(8), "ünïcode ✓", {"x": "y" * 10}, parent=root, status_code=2),
     ]
-    out = events(spans, **{"service.version": "9.9"})
+    resource: dict[str, Any] = {"service.version": "9.9"}
+    out = events(spans, **resource)
     for event in out:
         assert not schema_errors(event), (event["type"], schema_errors(event))
     trace_create, root_span, chat, checkpoint, odd = out

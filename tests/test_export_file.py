@@ -7,9 +7,9 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from google.protobuf.internal.decoder import _DecodeVarint32
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge import cli
@@ -25,13 +25,25 @@ from tests.export_helpers import eventually, exporting_config, quick, request_of
 from tests.ingestion_server import schema_errors
 
 
-def _lines(path: Path) -> list[dict[str, object]]:
+def _lines(path: Path) -> list[dict[str, Any]]:
     # read, not exists() then read: the exporter may rotate the file in between
     try:
         text = path.read_text()
     except FileNotFoundError:
         return []
     return [json.loads(line) for line in text.splitlines()]
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """A base-128 varint at `at` (a length-delimited record's length): (value, next)."""
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
 
 
 def test_the_file_exporter_writes_what_would_be_sent(
@@ -89,7 +101,7 @@ def test_the_protobuf_format_holds_session_records(
         records.clear()
         at = 0
         while at < len(data):
-            size, at = _DecodeVarint32(data, at)
+            size, at = _varint(data, at)
             records.append(SpanRecord.FromString(data[at : at + size]))
             at += size
         return len(records) == 3

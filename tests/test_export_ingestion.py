@@ -342,7 +342,7 @@ def test_a_full_queue_refuses_retryably_and_the_sdk_retry_succeeds_later(
         grpc.insecure_channel(bridge.grpc_endpoint) as channel,
         pytest.raises(grpc.RpcError) as caught,
     ):
-        TraceServiceStub(channel).Export(request_of([turn("sess-full")]))
+        TraceServiceStub(channel).Export(request_of([turn("sess-full")]))  # type: ignore[no-untyped-call]
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     status = _rich_status(caught.value)
     info = error_details_pb2.RetryInfo()

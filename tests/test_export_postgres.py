@@ -146,6 +146,7 @@ def test_three_replicas_deliver_every_span_once_and_take_over_after_kill_9(
 
         # the exporting replica dies while its requests fail: another one delivers them
         holder = _lease_holder(pg_dsn, pg_schema)
+        assert holder is not None
         server.down = True
         more = [turn("sess-kill", index=i) for i in range(20)]
         survivor = next(r for r in replicas if r.process.pid != holder)

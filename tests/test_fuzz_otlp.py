@@ -156,4 +156,4 @@ def test_the_bridge_still_serves_after_the_fuzzing(fuzzed: RunningBridge) -> Non
     _still_serves(fuzzed)
     with grpc.insecure_channel(fuzzed.grpc_endpoint) as channel:
         request = ExportTraceServiceRequest.FromString(_valid_proto())
-        TraceServiceStub(channel).Export(request, timeout=10)
+        TraceServiceStub(channel).Export(request, timeout=10)  # type: ignore[no-untyped-call]

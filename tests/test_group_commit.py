@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
 
 from session_bridge.mapping.mapper import map_request
 from session_bridge.store.base import SessionQuery, Store, WriteBatch, WriteResult
@@ -31,6 +34,7 @@ def _sessions(store: Store) -> dict[str, int]:
 def test_a_failing_batch_does_not_sink_its_group(store_factory: Callable[[], Store]) -> None:
     store = store_factory()
     bad = _batch("bad")
+    assert bad.records is not None
     bad.records[1].name = object()  # type: ignore[assignment]  # cannot be stored
     results = store.write_many([_batch("one"), bad, _batch("two")])
     assert isinstance(results[0], WriteResult) and isinstance(results[2], WriteResult)
@@ -60,7 +64,7 @@ def test_waiting_batches_share_a_commit(store_factory: Callable[[], Store]) -> N
     assert len(_sessions(store)) == 10
 
 
-def test_span_rows_bind_as_sql_types(tmp_path) -> None:
+def test_span_rows_bind_as_sql_types(tmp_path: Path) -> None:
     """The store's sqlite3 adapters (a speed-up) leave None, bool and bytes as NULL, 0/1
     and BLOB."""
     import sqlite3
@@ -82,7 +86,9 @@ def test_span_rows_bind_as_sql_types(tmp_path) -> None:
     assert row == ("null", 1, "integer", "blob", "null")
 
 
-def test_the_wal_starts_over_under_steady_writes(tmp_path, monkeypatch) -> None:
+def test_the_wal_starts_over_under_steady_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The WAL starts over only if a transaction begins with every frame copied. Under
     steady load the writer appends before the checkpointer has copied the last frames
     (here: a reader holds them back), so without the writer's help the WAL grew with

@@ -128,7 +128,7 @@ def test_a_span_past_2_63_ns_over_protobuf_and_grpc_is_rejected_alone(
 ) -> None:
     request = _as_proto(_hostile_request("sess-grpc"))
     with grpc.insecure_channel(bridge.grpc_endpoint) as channel:
-        answer = TraceServiceStub(channel).Export(request, timeout=10)
+        answer = TraceServiceStub(channel).Export(request, timeout=10)  # type: ignore[no-untyped-call]
     assert answer.partial_success.rejected_spans == 3
     response = bridge.client.post(
         "/v1/traces",
@@ -193,7 +193,7 @@ def test_a_store_failure_retrying_cannot_cure_is_not_503(
             grpc.insecure_channel(bridge.grpc_endpoint) as channel,
             pytest.raises(grpc.RpcError) as caught,
         ):
-            TraceServiceStub(channel).Export(poison, timeout=30)
+            TraceServiceStub(channel).Export(poison, timeout=30)  # type: ignore[no-untyped-call]
         assert caught.value.code() == grpc.StatusCode.INTERNAL
     # the store still takes other spans
     response = bridge.client.post("/v1/traces", json=_later_chat("p2"))

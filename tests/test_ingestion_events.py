@@ -111,9 +111,11 @@ def _reference_io(raw: RawSpan) -> tuple[Any, Any]:
                 done.attributes.get("gen_ai.completion") if done else None,
             )
         elif kind == "flat":
-            ins = {k: v for k, v in raw.attributes.items() if k.startswith("gen_ai.prompt.")}
-            outs = {k: v for k, v in raw.attributes.items() if k.startswith("gen_ai.completion.")}
-            pair = (_flat(ins), _flat(outs))
+            prompts = {k: v for k, v in raw.attributes.items() if k.startswith("gen_ai.prompt.")}
+            completions = {
+                k: v for k, v in raw.attributes.items() if k.startswith("gen_ai.completion.")
+            }
+            pair = (_flat(prompts), _flat(completions))
         else:  # semconv
             messages = parse_json_text(raw.first(("gen_ai.input.messages",)))
             system = parse_json_text(raw.first(("gen_ai.system_instructions",)))

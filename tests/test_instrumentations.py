@@ -17,7 +17,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import openai
 import pytest
@@ -55,7 +55,15 @@ class Expected:
     errors: int = 1
 
 
-PYTHON_FLOW = dict(requests=6, input_tokens=200, output_tokens=72, cache_read=16, reasoning=24)
+class Flow(TypedDict):
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cache_read: int
+    reasoning: int
+
+
+PYTHON_FLOW = Flow(requests=6, input_tokens=200, output_tokens=72, cache_read=16, reasoning=24)
 
 EXPECTED = {
     "openinference": Expected("sess-1234", "user-42", **PYTHON_FLOW),
@@ -86,13 +94,13 @@ EXPECTED = {
 def _request(spans: list[dict[str, Any]]) -> ExportTraceServiceRequest:
     """The captured spans back on the wire, grouped by resource and scope as sent."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for span in spans:
+    for captured in spans:
         key = (
-            json.dumps(span["resource"], sort_keys=True),
-            span["scope"]["name"],
-            span["scope"].get("version") or "",
+            json.dumps(captured["resource"], sort_keys=True),
+            captured["scope"]["name"],
+            captured["scope"].get("version") or "",
         )
-        groups[key].append(span)
+        groups[key].append(captured)
     request = ExportTraceServiceRequest()
     for (resource, scope, version), items in groups.items():
         rs = request.resource_spans.add()

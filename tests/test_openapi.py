@@ -100,7 +100,7 @@ def test_api_conforms_to_its_document(
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def conforms(case: schemathesis.Case) -> None:
+    def conforms(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(checks=CHECKS)
 
     conforms()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
+from session_bridge.config import ByteSize
 from session_bridge.store.config import StorageConfig
 from tests.conftest import RunningBridge, WriteBlocker, make_config
 from tests.otlp_builders import proto_request, proto_span
@@ -27,7 +28,7 @@ def channel(bridge: RunningBridge) -> Iterator[grpc.Channel]:
         yield ch
 
 
-def _raw_call(channel: grpc.Channel):
+def _raw_call(channel: grpc.Channel) -> grpc.UnaryUnaryMultiCallable:
     return channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
 
 
@@ -49,7 +50,7 @@ def test_export_with_gzip(bridge: RunningBridge, channel: grpc.Channel) -> None:
             )
         ]
     )
-    response = TraceServiceStub(channel).Export(request, compression=grpc.Compression.Gzip)
+    response = TraceServiceStub(channel).Export(request, compression=grpc.Compression.Gzip)  # type: ignore[no-untyped-call]
     assert response == ExportTraceServiceResponse()
     assert bridge.get_session("s-gz")["genai_usage"]["request_count"] == 1
 
@@ -71,22 +72,24 @@ def test_partial_success(bridge: RunningBridge, channel: grpc.Channel) -> None:
             proto_span(os.urandom(16), os.urandom(8), "bad parent", {}, parent=b"\1\2\3"),
         ]
     )
-    response = TraceServiceStub(channel).Export(request)
+    response = TraceServiceStub(channel).Export(request)  # type: ignore[no-untyped-call]
     assert response.partial_success.rejected_spans == 2
     assert "span_id" in response.partial_success.error_message
     assert "parent_span_id" in response.partial_success.error_message
     assert bridge.get_session("s-gp")["span_count"] == 1
 
 
-def test_message_over_limit_is_resource_exhausted(bridge_factory, tmp_path: Path) -> None:
+def test_message_over_limit_is_resource_exhausted(
+    bridge_factory: Callable[..., RunningBridge], tmp_path: Path
+) -> None:
     config = make_config(tmp_path / "small")
-    config.receivers.otlp.max_request_body_size = 64 * 1024  # type: ignore[assignment]
+    config.receivers.otlp.max_request_body_size = ByteSize(64 * 1024)
     small = bridge_factory(config=config)
     big = proto_request(
         [proto_span(os.urandom(16), os.urandom(8), "x" * 70_000, {"session.id": "s-big"})]
     )
     with grpc.insecure_channel(small.grpc_endpoint) as ch, pytest.raises(grpc.RpcError) as caught:
-        TraceServiceStub(ch).Export(big)
+        TraceServiceStub(ch).Export(big)  # type: ignore[no-untyped-call]
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -100,7 +103,7 @@ def _wait_for_metric(bridge: RunningBridge, line: str, timeout_s: float = 10.0) 
 
 
 def test_overload_is_retryable_on_both_transports(
-    bridge_factory, tmp_path: Path, storage: StorageConfig
+    bridge_factory: Callable[..., RunningBridge], tmp_path: Path, storage: StorageConfig
 ) -> None:
     config = make_config(tmp_path / "busy")
     config.receivers.otlp.max_pending_requests = 1
@@ -112,7 +115,7 @@ def test_overload_is_retryable_on_both_transports(
     )
     results: dict[str, object] = {}
     with grpc.insecure_channel(busy.grpc_endpoint) as ch:
-        stub = TraceServiceStub(ch)
+        stub = TraceServiceStub(ch)  # type: ignore[no-untyped-call]
         waiting = threading.Thread(target=lambda: results.setdefault("first", stub.Export(first)))
         waiting.start()
         _wait_for_metric(busy, "session_bridge_receiver_pending_requests 1.0")

@@ -6,12 +6,17 @@ import gzip
 import json
 import os
 import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import zstandard
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from session_bridge.config import ByteSize
 from tests.conftest import RunningBridge, make_config
 from tests.otlp_builders import (
     T0,
@@ -27,11 +32,15 @@ JSON = {"Content-Type": "application/json"}
 PROTO = {"Content-Type": "application/x-protobuf"}
 
 
-def _post_json(bridge: RunningBridge, body: object, path: str = "/v1/traces", **headers: str):
+def _post_json(
+    bridge: RunningBridge, body: object, path: str = "/v1/traces", **headers: str
+) -> httpx.Response:
     return bridge.client.post(path, content=json.dumps(body).encode(), headers={**JSON, **headers})
 
 
-def _one_llm_span(session: str, *, snake: bool = False, trace_id: str | None = None) -> dict:
+def _one_llm_span(
+    session: str, *, snake: bool = False, trace_id: str | None = None
+) -> dict[str, Any]:
     return json_span(
         trace_id or new_trace_id(),
         new_span_id(),
@@ -138,7 +147,7 @@ def test_a_damaged_compressed_body_is_400(
     assert bridge.client.get(f"/api/v1/sessions/s-damaged-{encoding}").status_code == 404
 
 
-def _status(response) -> status_pb2.Status:
+def _status(response: httpx.Response) -> status_pb2.Status:
     if response.headers["content-type"].startswith("application/json"):
         body = response.json()
         return status_pb2.Status(code=body.get("code", 0), message=body["message"])
@@ -208,8 +217,8 @@ def test_json_nested_too_deeply_is_400(bridge: RunningBridge, where: str) -> Non
         value = '{"kvlistValue":{"values":[{"key":"k","value":' * depth
         value += '{"stringValue":"x"}' + "}]}}" * depth
         span = json.dumps(json_request([_one_llm_span("s-deep")]))
-        body = span.replace('"attributes": [', f'"attributes": [{{"key":"deep","value":{value}}}, ')
-        body = body.encode()
+        text = span.replace('"attributes": [', f'"attributes": [{{"key":"deep","value":{value}}}, ')
+        body = text.encode()
     response = bridge.client.post("/v1/traces", content=body, headers=JSON)
     assert response.status_code == 400, response.text
     assert "nested too deeply" in response.json()["message"]
@@ -220,9 +229,9 @@ def test_get_is_405(bridge: RunningBridge) -> None:
 
 
 @pytest.fixture
-def small_bridge(bridge_factory, tmp_path) -> RunningBridge:
+def small_bridge(bridge_factory: Callable[..., RunningBridge], tmp_path: Path) -> RunningBridge:
     config = make_config(tmp_path / "small")
-    config.receivers.otlp.max_request_body_size = 64 * 1024  # type: ignore[assignment]
+    config.receivers.otlp.max_request_body_size = ByteSize(64 * 1024)
     return bridge_factory(config=config)
 
 

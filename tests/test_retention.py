@@ -38,9 +38,16 @@ def _trace(store: Store, session: str | None, ended_ago: int, spans: int = 2) ->
     return trace_id
 
 
-def _worker(store: Store, **retention: object) -> RetentionWorker:
+def _worker(
+    store: Store,
+    spans: Duration,
+    sessions: Duration = Duration(0.0),
+    interval: Duration = Duration(60.0),
+) -> RetentionWorker:
     # model_construct: a test interval shorter than the configuration allows
-    config = RetentionConfig.model_construct(batch_size=2, **retention)
+    config = RetentionConfig.model_construct(
+        batch_size=2, spans=spans, sessions=sessions, interval=interval
+    )
     return RetentionWorker(store, config, clock=lambda: NOW)
 
 

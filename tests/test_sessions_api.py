@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +37,7 @@ def populated(bridge: RunningBridge) -> RunningBridge:
     return bridge
 
 
-def _ids(page: dict) -> list[str]:
+def _ids(page: dict[str, Any]) -> list[str]:
     return [s["session.id"] for s in page["items"]]
 
 
@@ -83,7 +85,9 @@ def test_filters(populated: RunningBridge) -> None:
         ({"user.id": ""}, "user.id"),
     ],
 )
-def test_bad_parameters_are_400_naming_them(bridge: RunningBridge, params: dict, name: str) -> None:
+def test_bad_parameters_are_400_naming_them(
+    bridge: RunningBridge, params: dict[str, Any], name: str
+) -> None:
     response = bridge.client.get("/api/v1/sessions", params=params)
     assert response.status_code == 400
     assert f"'{name}'" in response.json()["message"]
@@ -101,7 +105,9 @@ def test_health(bridge: RunningBridge) -> None:
     assert "session_bridge_receiver_accepted_spans" in bridge.client.get("/metrics").text
 
 
-def test_sessions_survive_a_restart(bridge_factory, tmp_path: Path) -> None:
+def test_sessions_survive_a_restart(
+    bridge_factory: Callable[..., RunningBridge], tmp_path: Path
+) -> None:
     data = tmp_path / "persist"
     first = bridge_factory(config=make_config(data))
     now = time.time_ns()

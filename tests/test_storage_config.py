@@ -51,7 +51,7 @@ def test_sessions_outlive_their_spans() -> None:
         "storage.retention.sessions: must be at least storage.retention.spans (604800s), got 86400s"
     ]
     retention = parse("storage:\n  retention:\n    spans: 7d\n    sessions: 30d\n").storage
-    assert (retention.retention.spans, retention.retention.sessions) == (7 * 86400, 30 * 86400)
+    assert (retention.retention.spans, retention.retention.sessions) == (7 * 86400.0, 30 * 86400.0)
 
 
 def test_deployment_examples_are_valid() -> None:

@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from importlib import resources
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -30,6 +31,15 @@ VENDORED = ("vendor/uplot/uPlot.iife.min.js", "vendor/uplot/uPlot.min.css")
 
 QUESTION = "What's the weather in Paris, in °C?"
 ANSWER = "It is 18 °C and sunny in Paris."
+CHAT_IO: dict[str, Any] = {
+    "gen_ai.input.messages": json.dumps(
+        [{"role": "user", "parts": [{"type": "text", "content": QUESTION}]}]
+    ),
+    "gen_ai.output.messages": json.dumps(
+        [{"role": "assistant", "parts": [{"type": "text", "content": ANSWER}]}]
+    ),
+    "gen_ai.usage.cost": 0.0000105,
+}
 CHAT = scenario.Session(
     "chat-1",
     5_400_000,
@@ -44,15 +54,7 @@ CHAT = scenario.Session(
                     1_500,
                     (12_345, 678),
                     "gpt-4o-mini",
-                    **{
-                        "gen_ai.input.messages": json.dumps(
-                            [{"role": "user", "parts": [{"type": "text", "content": QUESTION}]}]
-                        ),
-                        "gen_ai.output.messages": json.dumps(
-                            [{"role": "assistant", "parts": [{"type": "text", "content": ANSWER}]}]
-                        ),
-                        "gen_ai.usage.cost": 0.0000105,
-                    },
+                    **CHAT_IO,
                 ),
                 scenario.S(
                     "evaluate answer",
@@ -139,10 +141,16 @@ def query_of(driver: webdriver.Chrome) -> dict[str, list[str]]:
     return parse_qs(urlparse(driver.current_url).query)
 
 
+def browser_log(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    """The console entries since the last call (selenium's get_log has no annotations)."""
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return entries
+
+
 def browser_errors(driver: webdriver.Chrome) -> list[str]:
     return [
         e["message"]
-        for e in driver.get_log("browser")
+        for e in browser_log(driver)
         if e["level"] == "SEVERE" or "Content Security Policy" in e["message"]
     ]
 
@@ -532,7 +540,7 @@ def test_an_unknown_session_is_said_in_plain_words(
     assert one(browser, "#problem").text == (
         "Session “nope” was not found, or the API key cannot read it."
     )
-    browser.get_log("browser")  # chromium logs the 404 itself: expected here, not later
+    browser_log(browser)  # chromium logs the 404 itself: expected here, not later
 
 
 # -- users and overview ----------------------------------------------------------------------
@@ -775,7 +783,7 @@ def hostile(
 def test_markup_in_spans_is_shown_as_text_and_never_runs(
     hostile: RunningBridge, browser: webdriver.Chrome
 ) -> None:
-    browser.get_log("browser")  # start from a clean log
+    browser_log(browser)  # start from a clean log
     for view in ("sessions", "users", "overview"):
         open_page(browser, f"{hostile.http_url}/ui/?view={view}", view)
     one(browser, "#nav-sessions").click()
@@ -786,7 +794,11 @@ def test_markup_in_spans_is_shown_as_text_and_never_runs(
     wait_ready(browser, "session")
     for row in browser.find_elements(By.CSS_SELECTOR, ".span-row"):
         row.click()
-        wait_for(browser, lambda d, r=row: "selected" in str(r.get_attribute("class")))
+
+        def selected(d: webdriver.Chrome, r: WebElement = row) -> bool:
+            return "selected" in str(r.get_attribute("class"))
+
+        wait_for(browser, selected)
         for fold in browser.find_elements(By.CSS_SELECTOR, "#span-detail details"):
             fold.find_element(By.CSS_SELECTOR, "summary").click()
     page = one(browser, "body").text
@@ -808,7 +820,7 @@ def test_markup_in_spans_is_shown_as_text_and_never_runs(
     seen: list[str] = []
 
     def refused(driver: webdriver.Chrome) -> bool:
-        seen.extend(e["message"] for e in driver.get_log("browser"))
+        seen.extend(e["message"] for e in browser_log(driver))
         return any(
             "inline event handler violates the following Content Security Policy" in m
             and "blocked" in m

@@ -160,9 +160,9 @@ def _direct(records: list[SpanRecord]) -> tuple[dict[str, Rollup], dict[bytes, R
                 )
                 setattr(total, name, joined)
     # the per-span view (the API's per-call breakdowns) counts the same spans
-    counted = counted_records(records)
+    counted_ids = counted_records(records)
     for trace_id, usage in trace_usage.items():
-        calls = [r for r in by_trace[trace_id] if (trace_id, r.span_id) in counted]
+        calls = [r for r in by_trace[trace_id] if (trace_id, r.span_id) in counted_ids]
         assert len(calls) == usage.request_count
         assert sum(r.llm.input_tokens for r in calls if r.llm) == usage.input_tokens
     return sessions, trace_usage

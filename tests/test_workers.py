@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,9 +23,11 @@ SESSIONS = 6
 TRACES_PER_SESSION = 10
 SPANS_PER_TRACE = 4
 
+WorkersBridge = tuple[subprocess.Popen[str], str]  # the bridge process, its OTLP/HTTP endpoint
+
 
 @pytest.fixture
-def workers_bridge(tmp_path: Path):
+def workers_bridge(tmp_path: Path) -> Iterator[WorkersBridge]:
     process = subprocess.Popen(
         [sys.executable, "-m", "session_bridge.cli", "run", "--data-dir", str(tmp_path / "d"),
          "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--workers", "2"],
@@ -72,7 +75,7 @@ def _worker_pids(process: subprocess.Popen[str]) -> list[int]:
     return pids
 
 
-def test_map_workers_give_one_exact_set_of_sessions(workers_bridge) -> None:
+def test_map_workers_give_one_exact_set_of_sessions(workers_bridge: WorkersBridge) -> None:
     process, endpoint = workers_bridge
     bodies = _trace_requests()
 
@@ -126,7 +129,7 @@ def test_map_workers_give_one_exact_set_of_sessions(workers_bridge) -> None:
     assert not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE
 
 
-def test_retries_are_counted_once_through_the_map_workers(workers_bridge) -> None:
+def test_retries_are_counted_once_through_the_map_workers(workers_bridge: WorkersBridge) -> None:
     """A map worker sends a batch back as span rows only; when some of its spans are
     stored already, the store asks for the records, a worker prepares the request again
     with them, and only the new spans are folded."""
@@ -158,7 +161,7 @@ def test_retries_are_counted_once_through_the_map_workers(workers_bridge) -> Non
     assert process.wait(timeout=60) == 0
 
 
-def test_map_workers_stop_when_the_bridge_is_gone(workers_bridge) -> None:
+def test_map_workers_stop_when_the_bridge_is_gone(workers_bridge: WorkersBridge) -> None:
     process, _ = workers_bridge
     workers = _worker_pids(process)
     assert len(workers) == 2

@@ -731,7 +731,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             if last_is_tool_result:
                 said = " ".join(
-                    _text_of(b.get("content")) for b in content if b.get("type") == "tool_result"
+                    _text_of(b.get("content"))
+                    for b in (content if isinstance(content, list) else ())
+                    if b.get("type") == "tool_result"
                 )
                 text = f"Based on the tool result: {said}"
             else:

@@ -8,6 +8,7 @@ import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ def fake() -> Iterator[FakeOpenAI]:
         yield f
 
 
-def _sse(resp: httpx.Response) -> list[dict]:
+def _sse(resp: httpx.Response) -> list[dict[str, Any]]:
     out = []
     for line in resp.text.splitlines():
         if line.startswith("data: ") and line != "data: [DONE]":
@@ -66,7 +67,7 @@ def test_chat_text(fake: FakeOpenAI) -> None:
 
 
 def test_chat_tool_call_then_result(fake: FakeOpenAI) -> None:
-    msgs = [{"role": "user", "content": "weather?"}]
+    msgs: list[dict[str, Any]] = [{"role": "user", "content": "weather?"}]
     r = httpx.post(
         f"{fake.base_url}/chat/completions",
         json={"model": "m", "messages": msgs, "tools": [TOOL]},

@@ -1,0 +1,28 @@
+"""The benchmark suite's plumbing, run small: one end-to-end measurement on SQLite (a
+bridge on its defaults plus an ingestion exporter, the sink, the load generator), two
+requests of 512 spans. Checks that the command runs and counts right, not how fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def test_the_suite_measures_end_to_end_and_checks_every_span_arrived(tmp_path: Path) -> None:
+    out = tmp_path / "suite.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "suite.py"),
+           "--skip", "reference,ingest,pg,backlog", "--transports", "http",
+           "--max-requests", "2", "--seconds", "60", "--json", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["section"], row["transport"], row["ok"]) == ("sqlite", "http", True)
+    detail = row["detail"]
+    assert detail["acknowledged"] == detail["delivered"] == 2 * 512
+    assert detail["requests_failed"] == 0
+    assert row["spans_per_s"] > 0 and row["peak_rss_mb"] > 0
+    assert "end to end, SQLite" in done.stdout
