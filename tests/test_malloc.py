@@ -32,3 +32,28 @@ def _arenas(mode: str) -> int:
 def test_threads_share_at_most_the_arenas_allowed() -> None:
     assert _arenas("default") > 2  # glibc's default: an arena per thread, here
     assert 1 <= _arenas("limited") <= 2
+
+
+_COUNT_MAPPINGS = """
+import ctypes, sys
+from session_bridge import malloc
+if sys.argv[1] == "fixed":
+    assert malloc.map_large_blocks()
+big = bytearray(16 << 20)  # mapped; freeing it raises glibc's own threshold to 16 MiB
+del big
+kept = [bytearray(2 << 20) for _ in range(8)]  # from the heap, unless the threshold is fixed
+ctypes.CDLL(None).malloc_stats()  # "max mmap regions = N" on stderr
+"""
+
+
+def _mappings(mode: str) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNT_MAPPINGS, mode], capture_output=True, text=True, check=True
+    )
+    line = next(x for x in done.stderr.splitlines() if x.startswith("max mmap regions"))
+    return int(line.split("=")[1])
+
+
+def test_large_blocks_keep_their_own_mappings() -> None:
+    assert _mappings("default") < 8  # glibc's moving threshold: the 2 MiB blocks share the heap
+    assert _mappings("fixed") >= 8

@@ -329,6 +329,7 @@ def _worker_main(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     malloc.limit_arenas()
+    malloc.map_large_blocks()
     conn = Connection(fd)
     config: BridgeConfig
     ingestion_events: bool
