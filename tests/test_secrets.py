@@ -8,7 +8,7 @@ import pickle
 from pathlib import Path
 
 from session_bridge.config import parse
-from session_bridge.ingest.workers import MapWorkerPool
+from session_bridge.server import worker_settings
 from tests.conftest import RunningBridge
 
 PLAIN = "sk-plain-0123456789abcdef"
@@ -51,7 +51,7 @@ def test_loaded_config_keeps_only_the_digest(tmp_path: Path) -> None:
 def test_map_workers_get_no_credentials(tmp_path: Path) -> None:
     config = parse(_config(tmp_path / "d"))
     config.storage.postgres.dsn = f"postgresql://u:{DSN_PASSWORD}@127.0.0.1/db"
-    sent = pickle.dumps(MapWorkerPool(config, 2)._config)  # what each worker receives
+    sent = pickle.dumps(worker_settings(config))  # what each worker receives
     for secret in (PLAIN, LANGFUSE_SECRET, DSN_PASSWORD, "pk-plain", "pk-hashed"):
         assert secret.encode() not in sent
     assert config.exporters and config.auth.api_keys  # the bridge itself keeps them

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from session_bridge import __version__, logs, malloc
-from session_bridge.config import LOG_FORMATS, LOG_LEVELS, BridgeConfig, ConfigError, load
+from session_bridge.config import BridgeConfig, ConfigError, load
+from session_bridge.logs import LOG_FORMATS, LOG_LEVELS
 from session_bridge.receivers.config import MAX_WORKERS, split_endpoint
 from session_bridge.telemetry import share_metrics_between_processes
 
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
 
-    from session_bridge.export import dlq
+    from session_bridge import dlq
 
     dlq.add_commands(sub)
     return parser
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     if args.command == "dlq":
-        from session_bridge.export import dlq
+        from session_bridge import dlq
 
         return dlq.run(args, config)
     if args.command == "migrate":

@@ -37,6 +37,7 @@ from session_bridge.configkit import (
 from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
 from session_bridge.export.config import ExporterCommon, default_exporters, parse_exporters
 from session_bridge.keys import PROJECT_ID, PROJECT_ID_PATTERN, AuthConfig
+from session_bridge.logs import LogConfig
 from session_bridge.receivers.config import ReceiversConfig
 from session_bridge.store.config import StorageConfig
 
@@ -58,15 +59,6 @@ class ApiConfig(Section):
     default_page_size: Annotated[int, NOT_BOOL, between(1, 1000)] = 50
     # With API keys configured, /metrics and /openapi.json need a key unless listed here.
     public_endpoints: list[Annotated[str, one_of(*PUBLIC_ENDPOINTS)]] = Field(default_factory=list)
-
-
-LOG_FORMATS = ("text", "json")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class LogConfig(Section):
-    format: Annotated[str, one_of(*LOG_FORMATS)] = "text"
-    level: Annotated[str, one_of(*LOG_LEVELS)] = "info"
 
 
 class BridgeConfig(Section):

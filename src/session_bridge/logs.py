@@ -6,6 +6,18 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Annotated
+
+from session_bridge.configkit import Section, one_of
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class LogConfig(Section):
+    format: Annotated[str, one_of(*LOG_FORMATS)] = "text"
+    level: Annotated[str, one_of(*LOG_LEVELS)] = "info"
+
 
 # LogRecord's own attributes, and uvicorn's `color_message` (the message again, with
 # terminal colour codes): not extra fields of an entry

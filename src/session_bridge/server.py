@@ -31,7 +31,7 @@ from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
 from session_bridge.export.service import ExportService, upstream_settings
 from session_bridge.ingest.pipeline import IngestPipeline, LocalPreparer, Preparer
-from session_bridge.ingest.workers import MapWorkerPool
+from session_bridge.ingest.workers import MapWorkerPool, WorkerSettings
 from session_bridge.keys import IngestAuth, KeyRing
 from session_bridge.receivers.config import join_endpoint, split_endpoint
 from session_bridge.receivers.connections import (
@@ -184,7 +184,7 @@ class Bridge:
         preparer: Preparer
         events = self.exports is not None and self.exports.wants_ingestion_events
         if otlp.workers > 1:
-            pool = MapWorkerPool(cfg, otlp.workers, ingestion_events=events)
+            pool = MapWorkerPool(worker_settings(cfg, ingestion_events=events), otlp.workers)
             self.enrich_description = await asyncio.to_thread(pool.start)
             preparer = pool
         else:
@@ -328,3 +328,8 @@ def _loopback(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
     return (mapped or address).is_loopback
+
+
+def worker_settings(cfg: BridgeConfig, *, ingestion_events: bool = False) -> WorkerSettings:
+    """What each map worker gets of the configuration (no credentials)."""
+    return WorkerSettings(cfg.enrich, cfg.pricing, cfg.privacy, cfg.log, ingestion_events)

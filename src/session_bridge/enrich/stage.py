@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from session_bridge.config import BridgeConfig
+from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
 from session_bridge.enrich.geoip import GeoIpLookup
 from session_bridge.enrich.pricing import ModelPrice, PriceBook
 from session_bridge.enrich.privacy import UserIdPseudonymizer, truncate_ip
@@ -30,6 +31,18 @@ log = logging.getLogger(__name__)
 _IP_POLICY_WORDS = {"keep": "kept", "truncate": "truncated", "drop": "dropped"}
 
 
+class EnrichSections(Protocol):
+    """The configuration sections the enrich stage reads (the bridge's configuration, or
+    the cut-down one a map worker gets)."""
+
+    @property
+    def enrich(self) -> EnrichConfig: ...
+    @property
+    def pricing(self) -> PricingConfig: ...
+    @property
+    def privacy(self) -> PrivacyConfig: ...
+
+
 @dataclass(frozen=True)
 class RequestInfo:
     """What the receiver knows about the OTLP request itself."""
@@ -38,7 +51,7 @@ class RequestInfo:
 
 
 class Enricher:
-    def __init__(self, config: BridgeConfig, metrics: BridgeMetrics) -> None:
+    def __init__(self, config: EnrichSections, metrics: BridgeMetrics) -> None:
         enrich = config.enrich
         self._metrics = metrics
         self._user_agents = UserAgentParser() if enrich.user_agent.enabled else None

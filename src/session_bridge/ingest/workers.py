@@ -38,14 +38,16 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from session_bridge import METRICS_DIR_ENV, logs, malloc
-from session_bridge.config import BridgeConfig
+from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
 from session_bridge.enrich.stage import Enricher
 from session_bridge.ingest.pipeline import RetryableError
 from session_bridge.ingest.prepare import PreparedRequest, RawRequest, prepare
+from session_bridge.logs import LogConfig
 from session_bridge.otlp.codec import DecodeFailure
 from session_bridge.rollup.binding import TraceDelta
 from session_bridge.rollup.rollup import Rollup, rollup_values
@@ -68,9 +70,8 @@ class WorkerFailed(Exception):
 class MapWorkerPool:
     """A `Preparer` that prepares each request in the least busy map worker process."""
 
-    def __init__(self, config: BridgeConfig, count: int, *, ingestion_events: bool = False) -> None:
-        self._config = _worker_config(config)
-        self._ingestion_events = ingestion_events
+    def __init__(self, settings: WorkerSettings, count: int) -> None:
+        self._settings = settings
         self._count = count
         self._links: list[_WorkerLink] = []
         self._closing = False
@@ -100,7 +101,7 @@ class MapWorkerPool:
             )
             conn = Connection(ours.detach())
         try:
-            conn.send_bytes(pickle.dumps((self._config, self._ingestion_events), _PICKLE))
+            conn.send_bytes(pickle.dumps(self._settings, _PICKLE))
             if not conn.poll(_START_TIMEOUT_S):
                 raise OSError(f"map worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
             kind, detail = pickle.loads(conn.recv_bytes())
@@ -310,17 +311,16 @@ def _pack_deltas(
     return {tid: (d.session_id, rollup_values(d.rollup)) for tid, d in deltas.items()}
 
 
-def _worker_config(config: BridgeConfig) -> BridgeConfig:
-    """What a map worker needs (enrichment, pricing, privacy, logging), and nothing of the
-    API keys, exporter credentials or the database address."""
-    return BridgeConfig(
-        sessions=config.sessions,
-        enrich=config.enrich,
-        pricing=config.pricing,
-        privacy=config.privacy,
-        log=config.log,
-        exporters=[],
-    )
+@dataclass(frozen=True)
+class WorkerSettings:
+    """All a map worker gets of the configuration: what enriching needs and how to log;
+    nothing of the API keys, exporter credentials or the database address."""
+
+    enrich: EnrichConfig
+    pricing: PricingConfig
+    privacy: PrivacyConfig
+    log: LogConfig
+    ingestion_events: bool = False  # build each span's ingestion event (an exporter sends them)
 
 
 def _worker_main(fd: int) -> None:
@@ -331,9 +331,7 @@ def _worker_main(fd: int) -> None:
     malloc.limit_arenas()
     malloc.map_large_blocks()
     conn = Connection(fd)
-    config: BridgeConfig
-    ingestion_events: bool
-    config, ingestion_events = pickle.loads(conn.recv_bytes())
+    config: WorkerSettings = pickle.loads(conn.recv_bytes())
     logs.configure(config.log.format, config.log.level)
     try:
         enricher = Enricher(config, BridgeMetrics())
@@ -346,7 +344,7 @@ def _worker_main(fd: int) -> None:
             seq, raw, with_records = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the bridge stopped (or died)
             break
-        outcome = _outcome(raw, enricher, with_records, ingestion_events)
+        outcome = _outcome(raw, enricher, with_records, config.ingestion_events)
         conn.send_bytes(pickle.dumps((seq, outcome), _PICKLE))
     enricher.close()
 
