@@ -42,13 +42,13 @@ SINK = HERE / "ingestion_sink.py"
 SPANS_PER_REQUEST = 512
 
 
-def _get(port: int, path: str) -> dict[str, Any]:
+def get_json(port: int, path: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=10) as response:
         body: dict[str, Any] = json.loads(response.read())
         return body
 
 
-def _post(port: int, path: str) -> None:
+def post_empty(port: int, path: str) -> None:
     request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=b"", method="POST")
     with urllib.request.urlopen(request, timeout=10):
         pass
@@ -97,13 +97,13 @@ class Setup:
 
     def _sink_up(self) -> bool:
         try:
-            _get(self.sink_port, "/stats")
+            get_json(self.sink_port, "/stats")
         except OSError:
             return False
         return True
 
     def stats(self) -> dict[str, Any]:
-        return _get(self.sink_port, "/stats")
+        return get_json(self.sink_port, "/stats")
 
     def load(self, seconds: float, max_requests: int, concurrency: int) -> dict[str, Any]:
         cmd = [sys.executable, str(LOADGEN), "--transport", "http", "--port", str(self.http_port),
@@ -170,7 +170,7 @@ def drain(children: Children, workdir: Path, args: argparse.Namespace) -> dict[s
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _post(setup.sink_port, "/up")
+        post_empty(setup.sink_port, "/up")
         up_at = time.monotonic()
         _wait(lambda: setup.stats()["observations"] >= acked, 3600, "the backlog to drain")
         stats = setup.stats()

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -34,6 +33,7 @@ from types import FrameType
 from typing import Any
 
 import run
+from export_bench import get_json, post_empty
 from run import HOST, LOADGEN, Children, ProcessWatcher, free_port, tail
 
 HERE = Path(__file__).resolve().parent
@@ -69,18 +69,6 @@ class Row:
 # --------------------------------------------------------------------------- the sink
 
 
-def _get(port: int, path: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=10) as response:
-        body: dict[str, Any] = json.loads(response.read())
-        return body
-
-
-def _post(port: int, path: str) -> None:
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
 def _until(check: Any, timeout_s: float, what: str, interval: float = 0.1) -> None:
     end = time.monotonic() + timeout_s
     while not check():
@@ -91,7 +79,7 @@ def _until(check: Any, timeout_s: float, what: str, interval: float = 0.1) -> No
 
 def _sink_up(port: int) -> bool:
     try:
-        _get(port, "/stats")
+        get_json(port, "/stats")
     except OSError:
         return False
     return True
@@ -183,7 +171,7 @@ class Deployment:
             raise
 
     def stats(self) -> dict[str, Any]:
-        return _get(self.sink_port, "/stats")
+        return get_json(self.sink_port, "/stats")
 
     def load(self, transport: str, seconds: float, max_requests: int) -> dict[str, Any]:
         """The load generator against every replica (connections round-robin)."""
@@ -341,7 +329,7 @@ def backlog(children: Children, workdir: Path, args: argparse.Namespace) -> Row:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _post(dep.sink_port, "/up")
+        post_empty(dep.sink_port, "/up")
         up_at = time.monotonic()
         try:
             _until(lambda: dep.stats()["observations"] >= acked, args.backlog_timeout, "", 0.5)

@@ -55,13 +55,18 @@ EVENT_CURSOR = (int, HexId(32), HexId(16), int)  # a timeline entry's sort key
 GENERATION_CURSOR = (int, HexId(32), HexId(16))
 
 
-def agent_traces_router(store: SessionReader, auth: ApiAuth) -> APIRouter:
-    router = APIRouter(
+def project_sessions_router(auth: ApiAuth) -> APIRouter:
+    """`/api/projects/{projectId}/sessions/...`: Bearer keys, checked parameters."""
+    return APIRouter(
         prefix="/api/projects/{projectId}/sessions",
         tags=["agent traces"],
         dependencies=[*auth.documented(Scheme.BEARER), CHECKED_PARAMETERS],
         responses=error_responses(400, 401, 404),
     )
+
+
+def agent_traces_router(store: SessionReader, auth: ApiAuth) -> APIRouter:
+    router = project_sessions_router(auth)
     Project = Annotated[str, Depends(auth.path_project("projectId", Scheme.BEARER))]
 
     def timeline_of(project_id: str, session_id: str) -> SessionTimeline:

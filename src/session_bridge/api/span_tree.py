@@ -17,9 +17,10 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from session_bridge.api.agent_models import CamelModel, ErrorBlock
+from session_bridge.api.agent_traces import project_sessions_router
 from session_bridge.api.auth import ApiAuth, Scheme
-from session_bridge.api.errors import error_responses, not_found
-from session_bridge.api.params import CHECKED_PARAMETERS, SessionIdPath
+from session_bridge.api.errors import not_found
+from session_bridge.api.params import SessionIdPath
 from session_bridge.api.sessions import Session, session_view
 from session_bridge.api.timeline import SpanNode, load_nodes, ms
 from session_bridge.mapping.aliases import Field as Alias
@@ -198,12 +199,7 @@ def span_view(node: SpanNode, session_start_ns: int) -> SpanView:
 
 
 def span_tree_router(store: SessionReader, auth: ApiAuth, inactivity_timeout_s: float) -> APIRouter:
-    router = APIRouter(
-        prefix="/api/projects/{projectId}/sessions",
-        tags=["agent traces"],
-        dependencies=[*auth.documented(Scheme.BEARER), CHECKED_PARAMETERS],
-        responses=error_responses(400, 401, 404),
-    )
+    router = project_sessions_router(auth)
     Project = Annotated[str, Depends(auth.path_project("projectId", Scheme.BEARER))]
     timeout_ns = int(inactivity_timeout_s * 1e9)
 
