@@ -1,5 +1,4 @@
-"""Aggregated metrics of one session (seed 001 `…/metrics`; definitions in
-`shared/reference/agent-sessions.md` §4).
+"""Aggregated metrics of one session (`…/sessions/{id}/metrics` of the agent-traces API).
 
 A turn is one trace; its latency is its root span's duration (without a root
 span, the trace's extent), split into the summed durations of its LLM, tool and

@@ -1,7 +1,6 @@
 """Which kind of agent event a span is: the rules, in one place.
 
-The rules are evaluated top to bottom and the first match wins (see
-`shared/reference/agent-sessions.md` §3). They read the operation keys of the
+The rules are evaluated top to bottom and the first match wins. They read the operation keys of the
 OpenTelemetry GenAI conventions, OpenInference, OpenLLMetry, Langfuse and the
 Vercel AI SDK. A span that errored and matches nothing else is an `error`
 event; `SpanRecord.is_error` flags errors of every kind.

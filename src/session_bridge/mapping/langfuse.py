@@ -1,5 +1,5 @@
-"""Langfuse's trace-level fields, read from a trace's raw spans as Langfuse reads them
-(`OtelIngestionProcessor`; see `shared/reference/langfuse.md` §1.1-1.2, 1.5).
+"""Langfuse's trace-level fields, read from a trace's raw spans as Langfuse's own OTel
+ingestion reads them.
 
 Trace attributes may sit on the root span or on any other span of the trace (SDKs
 propagate them): the root span is looked at first, then the others in time order.

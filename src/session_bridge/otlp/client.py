@@ -1,8 +1,7 @@
 """An OTLP endpoint the bridge sends to (the `otlp` exporter's `endpoint`), over OTLP/HTTP
 (protobuf) or gRPC, with the configured headers and compression; and how its answers
-read, per the OTLP specification's retry rules (`shared/reference/otlp-and-collector.md`
-§1.7): what to send again, what is final, what needs a person (credentials, a wrong
-endpoint), what is too large.
+read, per the OTLP specification's retry rules: what to send again, what is final, what
+needs a person (credentials, a wrong endpoint), what is too large.
 
 `Upstream` is blocking (the exporter's thread); `AsyncUpstream` serves the logs and
 metrics passthrough on the event loop. Both send serialized `Export*ServiceRequest`s.
