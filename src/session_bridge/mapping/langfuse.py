@@ -13,7 +13,6 @@ from typing import Any
 
 from session_bridge.mapping.payloads import (
     RawSpan,
-    has_key_prefix,
     key_prefix_pattern,
     parse_json_text,
     span_io,
@@ -75,7 +74,7 @@ def trace_fields(
         root_input, root_output = io if io is not None else span_io(raw)
         fields["root"] = {"name": raw.name, "input": root_input, "output": root_output}
     attributes = raw.attributes
-    if _TRACE_KEYS.isdisjoint(attributes) and not has_key_prefix(attributes, _METADATA_KEY):
+    if _TRACE_KEYS.isdisjoint(attributes) and not raw.has_key_prefix(_METADATA_KEY):
         return fields or None  # most spans: not one trace attribute
     for name, keys in (
         ("name", TRACE_NAME_KEYS),

@@ -191,7 +191,7 @@ def _model_parameters(raw: RawSpan) -> dict[str, Any]:
         if isinstance(whole, dict):
             params.update(whole)
     attributes = raw.attributes
-    for key, name in _PARAMETER_KEY.findall("\n".join(attributes)):
+    for key, name in _PARAMETER_KEY.findall(raw.key_text()):
         # (a key holding a newline may match in part: only whole keys count)
         if key != "gen_ai.request.model" and key in attributes:
             params[name] = attributes[key]
