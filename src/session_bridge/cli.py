@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _apply_flags(config, args)
     logs.configure(config.log.format, config.log.level)
-    malloc.limit_arenas()
-    malloc.map_large_blocks()
+    malloc.configure()
     try:
         if config.receivers.otlp.workers > 1:
             share_metrics_between_processes(config.storage.data_path / ".metrics")

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from session_bridge.export.base import Unit
 from session_bridge.export.scores import response_spans, score_events
@@ -29,8 +28,7 @@ from session_bridge.mapping.langfuse_events import (
     observation_event,
     trace_event,
 )
-from session_bridge.mapping.mapper import attribute_dict
-from session_bridge.mapping.payloads import RawSpan, decode_span, span_io
+from session_bridge.mapping.payloads import RawSpan, decode_span, resource_attributes, span_io
 from session_bridge.store.export_log import LogEntry
 
 _EVALUATION_MARK = EVALUATION_EVENT.encode()
@@ -43,9 +41,7 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
     def resource(entry: LogEntry) -> dict[str, Any]:
         found = resources.get(entry.resource)
         if found is None:
-            found = resources[entry.resource] = attribute_dict(
-                Resource.FromString(entry.resource).attributes
-            )
+            found = resources[entry.resource] = resource_attributes(entry.resource)
         return found
 
     observations: list[bytes] = []

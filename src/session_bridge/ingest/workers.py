@@ -328,8 +328,7 @@ def _worker_main(fd: int) -> None:
     # to the whole process group must not end them first
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    malloc.limit_arenas()
-    malloc.map_large_blocks()
+    malloc.configure()
     conn = Connection(fd)
     config: WorkerSettings = pickle.loads(conn.recv_bytes())
     logs.configure(config.log.format, config.log.level)

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from session_bridge.mapping.langfuse import (
     RESOURCE_VERSION_KEYS,
@@ -38,11 +37,12 @@ from session_bridge.mapping.langfuse import (
     fold_trace,
     trace_fields,
 )
-from session_bridge.mapping.mapper import MappedRequest, attribute_dict
+from session_bridge.mapping.mapper import MappedRequest
 from session_bridge.mapping.payloads import (
     RawSpan,
     llm_details,
     raw_span,
+    resource_attributes,
     span_io,
 )
 from session_bridge.model import EventType, SpanRecord
@@ -86,8 +86,8 @@ def add_ingestion_events(mapped: MappedRequest) -> None:
     ):
         resource = decoded.get(record.resource_key)
         if resource is None:
-            resource = decoded[record.resource_key] = attribute_dict(
-                Resource.FromString(resources[record.resource_key]).attributes
+            resource = decoded[record.resource_key] = resource_attributes(
+                resources[record.resource_key]
             )
         raw = raw_span(span, resource, attributes)
         io = span_io(raw)

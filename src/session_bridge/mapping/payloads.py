@@ -93,10 +93,12 @@ class RawSpan:
 
 
 def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
-    return raw_span(
-        Span.FromString(otlp_span),
-        attribute_dict(Resource.FromString(resource).attributes) if resource else {},
-    )
+    return raw_span(Span.FromString(otlp_span), resource_attributes(resource or b""))
+
+
+def resource_attributes(resource: bytes) -> dict[str, Any]:
+    """A serialized OTLP `Resource`'s attributes, decoded."""
+    return attribute_dict(Resource.FromString(resource).attributes) if resource else {}
 
 
 def raw_span(
