@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -173,10 +174,8 @@ def _documents() -> Iterator[tuple[str, Doc]]:
             yield f"{path.relative_to(DEPLOY)}:{doc['kind']}/{doc['metadata']['name']}", doc
 
 
-@pytest.mark.parametrize(
-    ("name", "doc"), list(_documents()), ids=lambda v: v if isinstance(v, str) else ""
-)
-def test_manifests_follow_the_kubernetes_schemas(name: str, doc: Doc) -> None:
+@pytest.mark.parametrize("doc", [pytest.param(doc, id=name) for name, doc in _documents()])
+def test_manifests_follow_the_kubernetes_schemas(doc: Doc) -> None:
     errors = _k8s_errors(doc)
     assert not errors, _messages(errors)
 
@@ -440,8 +439,10 @@ def _mounted_config_map(docs: list[Doc], deployment: Doc, container_name: str) -
 
 
 def _check_bridge_container(container: Doc) -> None:
-    """The image's ports, served as the entrypoint says, probed by name on /healthz."""
-    assert container["image"].startswith(f"{BRIDGE_IMAGE}:")
+    """The image (tagged with the package's version), its ports, served as the entrypoint
+    says, probed by name on /healthz."""
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert container["image"] == f"{BRIDGE_IMAGE}:{version}"
     exposed, _, _ = _dockerfile()
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert set(ports.values()) == exposed
