@@ -17,36 +17,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import run
-from export_bench import get_json, post_empty
-from run import HOST, LOADGEN, Children, ProcessWatcher, free_port, tail
+from bridge import PG_DSN, default_bridge_cmd, drop_schemas
+from deployment import Deployment, deliver, drain_backlog
+from measure import TRANSPORTS, measure
+from processes import CLK_TCK, BenchError, Children, interrupt_on_signals
+from report import text_table, versions
 
-HERE = Path(__file__).resolve().parent
-SINK = HERE / "ingestion_sink.py"
-SPANS_PER_REQUEST = 512
 SECTIONS = ("reference", "ingest", "sqlite", "pg", "backlog")
 SCHEMA_PREFIX = f"suite_{os.getpid()}_"
 NO_EXPORTERS = "ingest, defaults + exporters: {}"
 FILE_ONLY = "ingest, defaults + file exporter"  # exporters: {file: {}}
-
-
-class SuiteError(Exception):
-    pass
 
 
 @dataclass
@@ -66,196 +57,18 @@ class Row:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- the sink
-
-
-def _until(check: Any, timeout_s: float, what: str, interval: float = 0.1) -> None:
-    end = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > end:
-            raise SuiteError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _sink_up(port: int) -> bool:
-    try:
-        get_json(port, "/stats")
-    except OSError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------- a deployment
-
-
-def exporter_yaml(sink_port: int, keep_file: bool) -> str:
-    text = (
-        "exporters:\n"
-        "  ingestion:\n"
-        f"    base_url: http://{HOST}:{sink_port}\n"
-        "    public_key: pk-bench\n"
-        "    secret_key: sk-bench-0123456789\n"
-    )
-    return text + ("  file: {}\n" if keep_file else "")
-
-
-class Deployment:
-    """The sink and N bridge replicas exporting to it: one on SQLite, or N sharing one
-    fresh PostgreSQL schema (dropped by `stop`). Each replica is a `session-bridge run`
-    process of its own with the same config file."""
-
-    def __init__(
-        self,
-        children: Children,
-        workdir: Path,
-        args: argparse.Namespace,
-        *,
-        backend: str,
-        replicas: int,
-        sink_down: bool = False,
-    ) -> None:
-        self.children = children
-        self.args = args
-        self.workdir = workdir
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.watchers: list[ProcessWatcher] = []
-        self.logs: list[Path] = []
-        self.schema = ""
-        self.sink_port = free_port()
-        sink_cmd = [sys.executable, str(SINK), "--port", str(self.sink_port)]
-        if sink_down:
-            sink_cmd.append("--down")
-        self.sink = children.start(sink_cmd, workdir / "sink.log")
-        try:
-            _until(lambda: _sink_up(self.sink_port), 30, "the ingestion sink")
-            config = workdir / "bridge.yaml"
-            text = exporter_yaml(self.sink_port, args.keep_file_exporter)
-            if backend == "pg":
-                self.schema = f"{SCHEMA_PREFIX}{self.sink_port}"
-                dsn = args.pg_dsn.replace("'", "''")
-                text = (
-                    f"storage:\n  backend: postgres\n  postgres:\n    dsn: '{dsn}'\n"
-                    f"    schema: {self.schema}\n" + text
-                )
-            config.write_text(text)
-            self.ports: dict[str, list[int]] = {"grpc": [], "http": []}
-            for n in range(replicas):
-                grpc_port, http_port = free_port(), free_port()
-                log = workdir / f"bridge-{n}.log"
-                cmd = [
-                    *args.bridge_cmd,
-                    "run",
-                    "--config",
-                    str(config),
-                    "--data-dir",
-                    str(workdir / f"data-{n}"),
-                    "--grpc",
-                    f"{HOST}:{grpc_port}",
-                    "--http",
-                    f"{HOST}:{http_port}",
-                ]
-                proc = children.start(cmd, log)
-                self.procs.append(proc)
-                self.logs.append(log)
-                watcher = ProcessWatcher(proc.pid)
-                watcher.start()
-                self.watchers.append(watcher)
-                self.ports["grpc"].append(grpc_port)
-                self.ports["http"].append(http_port)
-            for proc, log, grpc_port, http_port in zip(
-                self.procs, self.logs, self.ports["grpc"], self.ports["http"], strict=True
-            ):
-                run.wait_ready(proc, grpc_port, http_port, args.ready_timeout, log)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stats(self) -> dict[str, Any]:
-        return get_json(self.sink_port, "/stats")
-
-    def load(self, transport: str, seconds: float, max_requests: int) -> dict[str, Any]:
-        """The load generator against every replica (connections round-robin)."""
-        ports = ",".join(str(p) for p in self.ports[transport])
-        cmd = [
-            sys.executable,
-            str(LOADGEN),
-            "--transport",
-            transport,
-            "--ports",
-            ports,
-            "--seconds",
-            str(seconds),
-            "--concurrency",
-            str(self.args.concurrency),
-            "--max-requests",
-            str(max_requests),
-            "--seed",
-            str(self.args.seed),
-            "--json",
-        ]
-        limit = seconds + 120
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=limit)
-        except subprocess.TimeoutExpired:
-            raise SuiteError(f"load generator did not finish within {limit:.0f}s") from None
-        try:
-            result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            raise SuiteError(f"load generator failed: {out.stderr[-2000:]}") from None
-        for proc, log in zip(self.procs, self.logs, strict=True):
-            if proc.poll() is not None:
-                raise SuiteError(f"a bridge exited (code {proc.returncode}):\n{tail(log)}")
-        return result
-
-    def ticks(self) -> int:
-        return sum(w.total_ticks() for w in self.watchers)
-
-    def peak_rss(self) -> tuple[float, int]:
-        """Sum of VmHWM over every process seen in the replicas' trees, in MB; how many."""
-        for w in self.watchers:
-            w.sample()
-        hwm = [kb for w in self.watchers for kb in w.hwm.values()]
-        return round(sum(hwm) / 1024, 1), len(hwm)
-
-    def rss_now_kb(self) -> int:
-        """Sum of VmRSS over the replicas' trees now."""
-        total = 0
-        for proc in self.procs:
-            for pid in run.descendants(proc.pid):
-                text = run._read(f"/proc/{pid}/status") or ""
-                for line in text.splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        return total
-
-    def log_tails(self) -> str:
-        return "\n".join(f"--- {log.name}\n{tail(log)}" for log in self.logs)
-
-    def stop(self) -> None:
-        for w in self.watchers:
-            w.stop()
-        for proc in [*self.procs, self.sink]:
-            Children.stop(proc)
-            with contextlib.suppress(ValueError):
-                self.children.procs.remove(proc)
-        if self.schema:
-            drop_schemas(self.args.pg_dsn, self.schema)
-
-
-def drop_schemas(dsn: str, name: str) -> None:
-    """Drop schema `name`, or every schema starting with `name` if it ends in `_`."""
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        pattern = name.replace("_", r"\_") + ("%" if name.endswith("_") else "")
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (pattern,)
-        ).fetchall()
-        for (schema,) in rows:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 # --------------------------------------------------------------------------- measurements
+
+
+def deployment(
+    children: Children, workdir: Path, args: argparse.Namespace, **kw: Any
+) -> Deployment:
+    """The sink and the bridges of one row, on the shipped defaults."""
+    return Deployment(
+        children, workdir, bridge_cmd=args.bridge_cmd, pg_dsn=args.pg_dsn,
+        schema_prefix=SCHEMA_PREFIX, keep_file_exporter=args.keep_file_exporter,
+        ready_timeout=args.ready_timeout, **kw,
+    )  # fmt: skip
 
 
 def end_to_end(
@@ -269,21 +82,19 @@ def end_to_end(
     """Load for --seconds, then wait until the sink holds every acknowledged span."""
     section = "sqlite" if backend == "sqlite" else "pg"
     name = "end to end, SQLite" if backend == "sqlite" else f"end to end, PostgreSQL x{replicas}"
-    dep = Deployment(children, workdir, args, backend=backend, replicas=replicas)
+    dep = deployment(children, workdir, args, backend=backend, replicas=replicas)
     try:
         ticks0 = dep.ticks()
-        result = dep.load(transport, args.seconds, args.max_requests or 10_000_000)
-        loaded_at = time.monotonic()
-        started_at = loaded_at - float(result["elapsed_s"])
-        acked = int(result["spans_acknowledged"])
+        done = deliver(
+            dep, transport, args.seconds, args.max_requests or 10_000_000, args.concurrency,
+            args.seed, args.drain_timeout,
+        )  # fmt: skip
+        result, stats, acked = done.load, done.sink, done.acknowledged
         if acked == 0:
-            raise SuiteError(f"no span acknowledged: {result['errors']}")
-        with contextlib.suppress(SuiteError):
-            _until(lambda: dep.stats()["observations"] >= acked, args.drain_timeout, "", 0.2)
-        stats = dep.stats()
+            raise BenchError(f"no span acknowledged: {result['errors']}")
         ticks1 = dep.ticks()
         rss, procs = dep.peak_rss()
-        elapsed = stats["last_at"] - started_at
+        elapsed = stats["last_at"] - done.started_at
         detail = {
             "acknowledged": acked,
             "delivered": stats["observations"],
@@ -291,12 +102,12 @@ def end_to_end(
             "requests_failed": result["requests_failed"],
             "errors": result["errors"],
             "ingest_spans_per_s": result["spans_per_s"],
-            "export_lag_after_load_s": round(max(stats["last_at"] - loaded_at, 0.0), 1),
+            "export_lag_after_load_s": round(max(stats["last_at"] - done.loaded_at, 0.0), 1),
             "requests_to_sink": stats["requests"],
         }
         row = Row(section, name, transport, peak_rss_mb=rss, processes=procs, detail=detail)
-        row.cpu_pct = round(100.0 * (ticks1 - ticks0) / run.CLK_TCK / max(elapsed, 1e-9))
-        if stats["observations"] < acked:
+        row.cpu_pct = round(100.0 * (ticks1 - ticks0) / CLK_TCK / max(elapsed, 1e-9))
+        if not done.delivered:
             row.ok = False
             row.error = (
                 f"delivered {stats['observations']} of {acked} acknowledged spans within "
@@ -305,8 +116,8 @@ def end_to_end(
         else:
             row.spans_per_s = round(acked / elapsed, 1)
         return row
-    except SuiteError as exc:
-        raise SuiteError(f"{exc}\n{dep.log_tails()}") from None
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n{dep.log_tails()}") from None
     finally:
         dep.stop()
 
@@ -314,34 +125,11 @@ def end_to_end(
 def backlog(children: Children, workdir: Path, args: argparse.Namespace) -> Row:
     """The sink down while --backlog spans are accepted over HTTP, then up: peak RSS of the
     bridge tree while it holds and drains the backlog (which lives on disk, in the store)."""
-    dep = Deployment(children, workdir, args, backend="sqlite", replicas=1, sink_down=True)
+    dep = deployment(children, workdir, args, sink_down=True)
     try:
-        requests = math.ceil(args.backlog / SPANS_PER_REQUEST)
-        result = dep.load("http", 3600, requests)
-        acked = int(result["spans_acknowledged"])
-        rss_loaded, _ = dep.peak_rss()
-        peak = {"kb": 0}
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.25):
-                peak["kb"] = max(peak["kb"], dep.rss_now_kb())
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        post_empty(dep.sink_port, "/up")
-        up_at = time.monotonic()
-        try:
-            _until(lambda: dep.stats()["observations"] >= acked, args.backlog_timeout, "", 0.5)
-        except SuiteError:
-            pass
-        finally:
-            done.set()
-            sampler.join()
-        stats = dep.stats()
+        drain = drain_backlog(dep, args.backlog, args.concurrency, args.seed, args.backlog_timeout)
+        result, stats, acked = drain.delivery.load, drain.delivery.sink, drain.delivery.acknowledged
         rss, procs = dep.peak_rss()
-        drained_s = stats["last_at"] - up_at
-        data = sum(p.stat().st_size for p in (workdir / "data-0").rglob("*") if p.is_file())
         row = Row(
             "backlog", f"backlog of {acked:,} spans", "http", peak_rss_mb=rss, processes=procs
         )
@@ -351,19 +139,19 @@ def backlog(children: Children, workdir: Path, args: argparse.Namespace) -> Row:
             "duplicates": stats["duplicates"],
             "requests_failed_while_down": result["requests_failed"],
             "ingest_spans_per_s": result["spans_per_s"],
-            "peak_rss_mb_with_backlog_before_drain": rss_loaded,
-            "peak_rss_now_sum_mb_during_drain": round(peak["kb"] / 1024, 1),
-            "drain_s": round(drained_s, 1),
-            "data_dir_mb": round(data / 1e6),
+            "peak_rss_mb_with_backlog_before_drain": drain.peak_rss_mb_before,
+            "peak_rss_now_sum_mb_during_drain": round(drain.peak_rss_now_kb / 1024, 1),
+            "drain_s": round(drain.drain_s, 1),
+            "data_dir_mb": round(dep.data_dir_bytes() / 1e6),
         }
-        if stats["observations"] < acked:
+        if not drain.delivery.delivered:
             row.ok = False
             row.error = f"drained {stats['observations']} of {acked} spans"
         else:
-            row.spans_per_s = round(acked / max(drained_s, 1e-9), 1)  # the drain rate
+            row.spans_per_s = round(acked / max(drain.drain_s, 1e-9), 1)  # the drain rate
         return row
-    except SuiteError as exc:
-        raise SuiteError(f"{exc}\n{dep.log_tails()}") from None
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n{dep.log_tails()}") from None
     finally:
         dep.stop()
 
@@ -399,10 +187,7 @@ def ingest(
     )
     rargs.bridge_cmd = args.bridge_cmd
     rargs.bridge_config = config
-    try:
-        return run.measure(target, transport, rargs, children, workdir)
-    except run.BenchError as exc:
-        raise SuiteError(str(exc)) from None
+    return measure(target, transport, rargs, children, workdir)
 
 
 def ingest_row(section: str, name: str, result: dict[str, Any], transport: str) -> Row:
@@ -491,7 +276,7 @@ def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], bool]:
             started = time.monotonic()
             try:
                 row = step.measure(children, where)
-            except SuiteError as exc:
+            except BenchError as exc:
                 row = Row(section, name, transport, ok=False, error=str(exc))
             took = time.monotonic() - started
             print(
@@ -569,16 +354,7 @@ def format_report(rows: list[Row]) -> str:
                 check,
             ]
         )
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = []
-    for n, line in enumerate(table):
-        cells = [
-            c.rjust(w) if i in (2, 3, 4, 5) else c.ljust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines = text_table(table, {2, 3, 4, 5})
     lines += [
         "",
         "spans/s: ingest rows = acknowledged spans / load time; end-to-end rows = acknowledged",
@@ -627,7 +403,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="end-to-end configs keep the default file exporter beside ingestion",
     )
-    p.add_argument("--pg-dsn", default=run.PG_DSN, help="fresh schema per measurement, dropped")
+    p.add_argument("--pg-dsn", default=PG_DSN, help="fresh schema per measurement, dropped")
     p.add_argument(
         "--drain-timeout",
         type=float,
@@ -643,25 +419,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.transports = [t for t in args.transports.split(",") if t]
     args.replicas = [int(n) for n in args.replicas.split(",") if n]
     args.skip = [s for s in args.skip.split(",") if s]
-    if bad := [t for t in args.transports if t not in run.TRANSPORTS]:
+    if bad := [t for t in args.transports if t not in TRANSPORTS]:
         p.error(f"unknown transport(s): {bad}")
     if bad := [s for s in args.skip if s not in SECTIONS]:
         p.error(f"unknown section(s): {bad}")
     if args.seconds <= 0 or args.concurrency < max(args.replicas, default=1):
         p.error("--seconds must be > 0 and --concurrency at least the largest replica count")
-    exe = Path(sys.executable).parent / "session-bridge"
-    args.bridge_cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "session_bridge.cli"]
+    args.bridge_cmd = default_bridge_cmd()
     return args
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
+    interrupt_on_signals()
     with contextlib.ExitStack() as stack:
         if args.log_dir is not None:
             args.log_dir.mkdir(parents=True, exist_ok=True)
@@ -675,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "cpus": os.cpu_count(),
-            "versions": run.versions(),
+            "versions": versions(),
             "file_exporter_cost": file_exporter_cost(rows),
             "rows": [asdict(r) for r in rows],
         }

@@ -41,6 +41,7 @@ from session_bridge.store.export_log import (
     entry_from_row,
 )
 from session_bridge.store.postgres import PostgresSettings, connect_kwargs, migrate_schema
+from session_bridge.store.sql_reads import resources_by_key
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +204,9 @@ class PostgresExportLog(ExportLog):
 
     def _fetch_resources(self, keys: list[bytes]) -> dict[bytes, bytes]:
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT resource_key, resource FROM resources WHERE resource_key = ANY(%s)",
-                (keys,),
-            ).fetchall()
-        return {bytes(key): bytes(resource) for key, resource in rows}
+            return resources_by_key(
+                lambda query, params: conn.execute(query.encode(), params), "%s", keys
+            )
 
     def bytes_between(self, after: int, until: int) -> int:
         total = self._one(

@@ -5,7 +5,7 @@ in how a query runs (`_rows`)."""
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from session_bridge.model import SpanRecord
@@ -36,6 +36,24 @@ def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     """`items` in slices that fit one IN list (every IN list of the stores and logs)."""
     for i in range(0, len(items), MAX_PARAMS):
         yield items[i : i + MAX_PARAMS]
+
+
+Query = Callable[[str, Sequence[Any]], Iterable[Sequence[Any]]]
+"""Runs one query with its parameters and gives its rows."""
+
+
+def resources_by_key(query: Query, mark: str, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+    """The encoded resources of those `keys` that are in the `resources` table, read with
+    `query` (the store's query side, or an export log's own connection); `mark` is the
+    placeholder of a bound parameter."""
+    found: dict[bytes, bytes] = {}
+    for chunk in chunks(keys):
+        marks = ", ".join([mark] * len(chunk))
+        for key, resource in query(
+            f"SELECT resource_key, resource FROM resources WHERE resource_key IN ({marks})", chunk
+        ):
+            found[bytes(key)] = bytes(resource)
+    return found
 
 
 class SqlReads(Store):
@@ -199,12 +217,4 @@ class SqlReads(Store):
         )
 
     def resources(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        found: dict[bytes, bytes] = {}
-        for chunk in chunks(keys):
-            for key, resource in self._rows(
-                "SELECT resource_key, resource FROM resources"
-                f" WHERE resource_key IN ({self._marks(len(chunk))})",
-                chunk,
-            ):
-                found[bytes(key)] = bytes(resource)
-        return found
+        return resources_by_key(self._rows, self.dialect.mark, keys)

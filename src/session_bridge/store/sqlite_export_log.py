@@ -26,7 +26,7 @@ from session_bridge.store.export_log import (
     StoredDeadLetter,
     entry_from_row,
 )
-from session_bridge.store.sql_reads import chunks
+from session_bridge.store.sql_reads import chunks, resources_by_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS export_cursors (
@@ -116,16 +116,7 @@ class SqliteExportLog(ExportLog):
         return [entry_from_row(row, resources) for row in rows]
 
     def _fetch_resources(self, keys: list[bytes]) -> dict[bytes, bytes]:
-        found: dict[bytes, bytes] = {}
-        for part in chunks(keys):
-            marks = ",".join("?" * len(part))
-            found.update(
-                self._conn().execute(
-                    f"SELECT resource_key, resource FROM resources WHERE resource_key IN ({marks})",
-                    part,
-                )
-            )
-        return found
+        return resources_by_key(self._conn().execute, "?", keys)
 
     def bytes_between(self, after: int, until: int) -> int:
         (total,) = (
