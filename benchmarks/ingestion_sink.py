@@ -1,8 +1,9 @@
 """A fast ingestion endpoint for the export benchmark: `POST /api/public/ingestion` answers
 207 with every event a success (no schema validation: the test suite's endpoint does that)
-and counts what arrived, without parsing the batch: it stands for a remote server, whose
-CPU is not the bridge's, so it only scans the envelopes' heads for their ids and types; `GET /stats` says how much; `POST /down` and `POST /up` start
-and end an outage (503 + Retry-After: 1 meanwhile). Binds 127.0.0.1 only.
+and counts what arrived without parsing the batch: it stands for a remote server, whose CPU
+is not the bridge's, so it only scans the envelopes' heads for their ids and types.
+`GET /stats` says how much; `POST /down` and `POST /up` start and end an outage (503 +
+Retry-After: 1 meanwhile). Binds 127.0.0.1 only.
 
     python benchmarks/ingestion_sink.py --port 14000
 """
