@@ -5,7 +5,7 @@ row a page ended (or began) at, so pages stay stable while sessions arrive.
 """
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,7 @@ from session_bridge.api.cursor import OneOf, decode_cursor, encode_cursor
 from session_bridge.api.errors import error_responses
 from session_bridge.api.params import CHECKED_PARAMETERS, Timestamp
 from session_bridge.api.raw_path import PathSegment
+from session_bridge.model import ClientInfo, GeoInfo
 from session_bridge.rollup.rollup import (
     client_of,
     estimated_cost_usd,
@@ -23,26 +24,6 @@ from session_bridge.rollup.rollup import (
 )
 from session_bridge.store.base import SessionQuery, SessionReader, SessionRow
 from session_bridge.timefmt import iso_from_ns, ns_from_datetime
-
-
-# model.ClientInfo and model.GeoInfo as the API shows them (tests/test_one_source.py keeps
-# the fields the same)
-class Client(BaseModel):
-    ip: str | None = None
-    user_agent: str | None = None
-    device_type: str | None = None
-    os: str | None = None
-    browser: str | None = None
-    browser_version: str | None = None
-
-
-class Geo(BaseModel):
-    country_code: str | None = None
-    country_name: str | None = None
-    region: str | None = None
-    city: str | None = None
-    postal_code: str | None = None
-    timezone: str | None = None
 
 
 class GenAiUsage(BaseModel):
@@ -74,8 +55,9 @@ class Session(BaseModel):
     services: list[str]
     environment: str | None = None
     state: Literal["active", "ended"]
-    client: Client
-    geo: Geo
+    # the dataclasses of `model` are the one declaration of these fields
+    client: ClientInfo
+    geo: GeoInfo
     genai_usage: GenAiUsage
 
 
@@ -104,8 +86,8 @@ def session_view(row: SessionRow, now_ns: int, inactivity_timeout_ns: int) -> Se
         services=sorted(r.services),
         environment=stamped_value(r.environment),
         state="active" if now_ns - end < inactivity_timeout_ns else "ended",
-        client=Client(**_fields(client)),
-        geo=Geo(**_fields(geo)),
+        client=client or ClientInfo(),
+        geo=geo or GeoInfo(),
         genai_usage=GenAiUsage(
             request_count=r.request_count,
             total_input_tokens=r.input_tokens,
@@ -119,12 +101,6 @@ def session_view(row: SessionRow, now_ns: int, inactivity_timeout_ns: int) -> Se
             unpriced_request_count=r.unpriced_count,
         ),
     )
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    return {name: getattr(value, name) for name in value.__slots__}
 
 
 SESSION_CURSOR = (OneOf(("n", "p")), int, str)  # direction, start_ns, session id
