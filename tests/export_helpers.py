@@ -15,11 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.config import BridgeConfig, Duration
-from session_bridge.export.config import (
-    ExporterCommon,
-    ExportRetryConfig,
-    IngestionExporterConfig,
-)
+from session_bridge.export.common import ExporterCommon, ExportRetryConfig
+from session_bridge.export.ingestion import IngestionExporterConfig
 from session_bridge.mapping.mapper import MappedRequest
 from session_bridge.store.export_log import LogEntry
 from tests.conftest import RunningBridge, make_config

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from session_bridge.config import BridgeConfig, ConfigError, load, parse
-from session_bridge.export.config import FileExporterConfig
+from session_bridge.export.file import FileExporterConfig
 from tests.conftest import REPO
 
 

@@ -11,14 +11,10 @@ import pytest
 from session_bridge import cli
 from session_bridge.config import BridgeConfig, load, parse
 from session_bridge.export.base import Exporter
-from session_bridge.export.config import (
-    EXPORTERS,
-    ExporterCommon,
-    FileExporterConfig,
-    IngestionExporterConfig,
-    OtlpExporterConfig,
-    create_exporter,
-)
+from session_bridge.export.config import EXPORTERS, ExporterCommon, create_exporter
+from session_bridge.export.file import FileExporterConfig
+from session_bridge.export.ingestion import IngestionExporterConfig
+from session_bridge.export.otlp import OtlpExporterConfig
 from session_bridge.store.config import BACKEND_TYPES, StorageConfig
 from session_bridge.store.factory import BACKENDS
 from tests.conftest import REPO, TEST_DATA, config_problems

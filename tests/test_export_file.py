@@ -14,7 +14,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge import cli
 from session_bridge.config import BridgeConfig, ByteSize, ConfigError, parse
-from session_bridge.export.config import FileExporterConfig
+from session_bridge.export.file import FileExporterConfig
 from session_bridge.mapping.mapper import map_request
 from session_bridge.proto.session_bridge.v1.records_pb2 import SpanRecord
 from session_bridge.store.base import WriteBatch

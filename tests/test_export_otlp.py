@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from session_bridge.config import BridgeConfig
-from session_bridge.export.config import OtlpExporterConfig
+from session_bridge.export.otlp import OtlpExporterConfig
 from session_bridge.otlp.client import LOGS, METRICS
 from tests.conftest import RunningBridge, make_config
 from tests.export_helpers import eventually, exporting_config, metric, quick, send, turn

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from session_bridge.config import BridgeConfig
-from session_bridge.export.config import FileExporterConfig
+from session_bridge.export.file import FileExporterConfig
 from tests.conftest import RunningBridge
 from tests.export_helpers import eventually, exporting_config, post, quick
 from tests.otlp_builders import proto_request, proto_span

@@ -7,7 +7,8 @@ each with its dotted path. Values may reference the environment as `${env:VAR}` 
 the Collector does.
 
 Each component's block is declared beside it (`receivers/config.py`, `store/config.py`,
-`export/config.py`, `enrich/config.py`, `keys.py`); this module assembles them.
+`export/`: each exporter's module, registered in `export/config.py`; `enrich/config.py`,
+`keys.py`); this module assembles them.
 """
 
 from __future__ import annotations

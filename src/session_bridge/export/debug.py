@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 from session_bridge.configkit import one_of
@@ -62,3 +63,7 @@ def _line(entry: LogEntry) -> str:
         f"{entry.project_id} session={span.session_id or '-'} trace={span.trace_id.hex()}"
         f" span={span.span_id.hex()} {span.event_type.value} {span.name!r}{usage}"
     )
+
+
+def create(config: DebugExporterConfig, data_dir: Path) -> DebugExporter:
+    return DebugExporter(config)

@@ -14,15 +14,25 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
+from session_bridge.configkit import NOT_BOOL, ByteSize, SizeValue, between, one_of
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
-from session_bridge.export.config import FileExporterConfig, IngestionExporterConfig
-from session_bridge.export.langfuse_events import ingestion_units
+from session_bridge.export.common import ExporterCommon
+from session_bridge.export.langfuse_events import DEFAULT_MAX_EVENT_BYTES, ingestion_units
 from session_bridge.export.records import to_proto
 from session_bridge.store.export_log import LogEntry
 
 _EXTENSIONS = {"ingestion": ".jsonl", "protobuf": ".binpb"}
+
+
+class FileExporterConfig(ExporterCommon):
+    type: str = "file"
+    path: str = ""  # default: <data_dir>/export/<name>.jsonl (.binpb for protobuf)
+    format: Annotated[str, one_of("ingestion", "protobuf")] = "ingestion"
+    max_file_size: Annotated[SizeValue, between(1024, 1 << 50)] = ByteSize(64 * 1024 * 1024)
+    max_files: Annotated[int, NOT_BOOL, between(1, 1_000_000)] = 5
+    fsync: bool = True
 
 
 def default_path(config: FileExporterConfig, data_dir: Path) -> Path:
@@ -38,9 +48,7 @@ class FileExporter(Exporter):
         )
         self._format = config.format
         self.sends_ingestion_events = config.format == "ingestion"
-        self._max_event = min(
-            int(IngestionExporterConfig().max_event_size), max(self.max_request_bytes - 1024, 16384)
-        )
+        self._max_event = min(DEFAULT_MAX_EVENT_BYTES, max(self.max_request_bytes - 1024, 16384))
         self._max_file_size = int(config.max_file_size)
         self._max_files = config.max_files
         self._fsync = config.fsync
@@ -113,3 +121,7 @@ def _delimited(message: bytes) -> bytes:
         else:
             prefix.append(byte)
             return bytes(prefix) + message
+
+
+def create(config: FileExporterConfig, data_dir: Path) -> FileExporter:
+    return FileExporter(config, data_dir)

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
 import httpx
 import orjson
 
 from session_bridge import __version__
+from session_bridge.configkit import ByteSize, SizeValue, between
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
-from session_bridge.export.config import IngestionExporterConfig, ingestion_setting
-from session_bridge.export.langfuse_events import ingestion_units
+from session_bridge.export.common import ExporterCommon
+from session_bridge.export.langfuse_events import DEFAULT_MAX_EVENT_BYTES, ingestion_units
 from session_bridge.otlp.status import retry_after_seconds
 from session_bridge.store.export_log import LogEntry
 
@@ -43,6 +46,42 @@ _BLOCKING = {
     405: "no ingestion endpoint at this URL (check base_url)",
 }
 _MESSAGE_LIMIT = 2000
+
+
+_LANGFUSE_ENV = {
+    "base_url": ("LANGFUSE_BASE_URL", "LANGFUSE_HOST"),
+    "public_key": ("LANGFUSE_PUBLIC_KEY",),
+    "secret_key": ("LANGFUSE_SECRET_KEY",),
+}
+
+
+class IngestionExporterConfig(ExporterCommon):
+    MAX_BATCH: ClassVar[int] = 3_500_000  # the API's documented limit (bodies > 4.5 MB: 413)
+
+    type: str = "ingestion"
+    base_url: str = ""  # default: $LANGFUSE_BASE_URL, else $LANGFUSE_HOST
+    public_key: str = ""  # default: $LANGFUSE_PUBLIC_KEY
+    secret_key: str = ""  # default: $LANGFUSE_SECRET_KEY
+    max_batch_size: SizeValue = ByteSize(MAX_BATCH)
+    max_event_size: Annotated[SizeValue, between(16384, 1 << 40)] = ByteSize(
+        DEFAULT_MAX_EVENT_BYTES
+    )
+
+    def check(self, path: str) -> list[str]:
+        problems = super().check(path)
+        for key, variables in _LANGFUSE_ENV.items():
+            if not ingestion_setting(self, key):
+                problems.append(f"{path}.{key}: required (or set {' or '.join(variables)})")
+        return problems
+
+
+def ingestion_setting(exporter: IngestionExporterConfig, key: str) -> str:
+    """An ingestion exporter's base_url/public_key/secret_key: the configured value, else
+    the environment variable the Langfuse SDKs read."""
+    value: str = getattr(exporter, key)
+    for variable in _LANGFUSE_ENV[key]:
+        value = value or os.environ.get(variable, "")
+    return value
 
 
 class IngestionExporter(Exporter):
@@ -160,3 +199,7 @@ def _message(response: httpx.Response) -> str:
     if isinstance(body, dict) and body.get("message"):
         text = str(body["message"])
     return f"HTTP {response.status_code}" + (f": {text[:_MESSAGE_LIMIT]}" if text else "")
+
+
+def create(config: IngestionExporterConfig, data_dir: Path) -> IngestionExporter:
+    return IngestionExporter(config)

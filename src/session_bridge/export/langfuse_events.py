@@ -32,6 +32,7 @@ from session_bridge.mapping.payloads import RawSpan, decode_span, resource_attri
 from session_bridge.store.export_log import LogEntry
 
 _EVALUATION_MARK = EVALUATION_EVENT.encode()
+DEFAULT_MAX_EVENT_BYTES = 1_000_000  # an event's size past which its large fields are cut
 
 
 def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[Unit]:

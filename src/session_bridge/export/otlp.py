@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -19,10 +21,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from pydantic import Field
 
 from session_bridge import __version__
+from session_bridge.configkit import StringMap, one_of
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
-from session_bridge.export.config import OtlpExporterConfig
+from session_bridge.export.common import ExporterCommon
 from session_bridge.otlp.client import TRACES, Upstream, UpstreamSettings, Verdict
 from session_bridge.store.export_log import LogEntry
 
@@ -31,6 +35,20 @@ log = logging.getLogger(__name__)
 SESSION_KEYS = ("session.id", "langfuse.session.id")
 USER_KEYS = ("user.id", "langfuse.user.id")
 COST_KEY = "gen_ai.usage.cost"
+
+
+class OtlpExporterConfig(ExporterCommon):
+    type: str = "otlp"
+    endpoint: str = ""
+    protocol: Annotated[str, one_of("http/protobuf", "grpc")] = "http/protobuf"
+    headers: StringMap = Field(default_factory=dict)
+    compression: Annotated[str, one_of("gzip", "none")] = "gzip"
+
+    def check(self, path: str) -> list[str]:
+        problems = super().check(path)
+        if not self.endpoint.strip():
+            problems.append(f"{path}.endpoint: required (e.g. http://collector:4318)")
+        return problems
 
 
 class OtlpExporter(Exporter):
@@ -145,3 +163,7 @@ def upstream_settings(config: OtlpExporterConfig) -> UpstreamSettings:
         gzip=config.compression == "gzip",
         timeout_s=float(config.timeout),
     )
+
+
+def create(config: OtlpExporterConfig, data_dir: Path) -> OtlpExporter:
+    return OtlpExporter(config)

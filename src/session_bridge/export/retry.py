@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from session_bridge.export.config import ExportRetryConfig
+from session_bridge.export.common import ExportRetryConfig
 
 MAX_SERVER_DELAY_S = 3600.0  # a Retry-After beyond this is taken as this
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from session_bridge.export.base import Exporter, Failure, Unit, pack
-from session_bridge.export.config import ExporterCommon
+from session_bridge.export.common import ExporterCommon
 from session_bridge.export.records import to_proto
 from session_bridge.export.retry import Backoff
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter

@@ -7,7 +7,8 @@ import logging
 import time
 from pathlib import Path
 
-from session_bridge.export.config import ExporterCommon, OtlpExporterConfig, create_exporter
+from session_bridge.export.config import ExporterCommon, create_exporter
+from session_bridge.export.otlp import OtlpExporterConfig
 from session_bridge.export.otlp import upstream_settings as upstream_settings_of
 from session_bridge.export.runner import ExporterRunner
 from session_bridge.otlp.client import UpstreamSettings
