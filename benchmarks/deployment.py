@@ -198,6 +198,17 @@ class Delivery:
     acknowledged: int
     started_at: float  # time.monotonic() of the first request
     loaded_at: float  # ... and of the load's end
+    at_load_end: dict[str, Any] | None = None  # the sink's stats as the load ended
+
+    @property
+    def sustained_spans_per_s(self) -> float | None:
+        """What reached the sink per second while the load ran, from its first delivery
+        (the settle delay and the last flush, a fixed latency, left out)."""
+        stats = self.at_load_end
+        if not stats or not stats["first_at"]:
+            return None
+        window = float(stats["now"]) - float(stats["first_at"])
+        return int(stats["observations"]) / window if window > 1.0 else None
 
     @property
     def delivered(self) -> bool:
@@ -218,11 +229,12 @@ def deliver(
     acknowledged span."""
     result = dep.load(transport, seconds, max_requests, concurrency, seed)
     loaded_at = time.monotonic()
+    at_load_end = dep.stats()
     started_at = loaded_at - float(result["elapsed_s"])
     acked = int(result["spans_acknowledged"])
     with contextlib.suppress(BenchError):
         wait_until(lambda: dep.stats()["observations"] >= acked, timeout_s, "", interval)
-    return Delivery(result, dep.stats(), acked, started_at, loaded_at)
+    return Delivery(result, dep.stats(), acked, started_at, loaded_at, at_load_end)
 
 
 @dataclass

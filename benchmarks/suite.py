@@ -54,6 +54,7 @@ class Row:
     peak_rss_mb: float = 0.0  # sum of VmHWM over every process of the bridge tree(s)
     processes: int = 0  # how many processes that sum covers
     cpu_pct: float = 0.0  # the bridge tree(s) during the load; 100 = one core
+    cpu_us_per_span: float = 0.0  # the bridge tree(s)' CPU time per acknowledged span
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,9 +105,12 @@ def end_to_end(
             "ingest_spans_per_s": result["spans_per_s"],
             "export_lag_after_load_s": round(max(stats["last_at"] - done.loaded_at, 0.0), 1),
             "requests_to_sink": stats["requests"],
+            "sustained_spans_per_s": round(done.sustained_spans_per_s or 0.0, 1),
         }
         row = Row(section, name, transport, peak_rss_mb=rss, processes=procs, detail=detail)
-        row.cpu_pct = round(100.0 * (ticks1 - ticks0) / CLK_TCK / max(elapsed, 1e-9))
+        cpu_s = (ticks1 - ticks0) / CLK_TCK
+        row.cpu_pct = round(100.0 * cpu_s / max(elapsed, 1e-9))
+        row.cpu_us_per_span = round(cpu_s * 1e6 / acked, 1)
         if not done.delivered:
             row.ok = False
             row.error = (
@@ -195,6 +199,8 @@ def ingest_row(section: str, name: str, result: dict[str, Any], transport: str) 
     row.peak_rss_mb = round(result["peak_rss_kb"] / 1024, 1)
     row.processes = int(result["rss_processes"])
     row.cpu_pct = float(result["server_cpu_pct"])
+    if row.spans_per_s:
+        row.cpu_us_per_span = round(row.cpu_pct / 100 * 1e6 / row.spans_per_s, 1)
     row.detail = {
         "requests_failed": result["requests_failed"],
         "errors": result["errors"],
@@ -321,13 +327,14 @@ def format_report(rows: list[Row]) -> str:
         "vs walk",
         "peak RSS MB (procs)",
         "CPU%",
+        "CPU us/span",
         "check",
     ]
     table = [header]
     for r in rows:
         if not r.ok:
             table.append(
-                [r.name, r.transport, "-", "-", "-", "-", "FAILED: " + r.error.splitlines()[0][:90]]
+                [r.name, r.transport, *["-"] * 5, "FAILED: " + r.error.splitlines()[0][:90]]
             )
             continue
         d = r.detail
@@ -338,6 +345,8 @@ def format_report(rows: list[Row]) -> str:
                 check += f", drain {d['drain_s']}s"
             else:
                 check += f", ingest {d['ingest_spans_per_s']:,.0f}/s"
+                if d.get("sustained_spans_per_s"):
+                    check += f", sustained {d['sustained_spans_per_s']:,.0f}/s"
         else:
             check = f"p99 {d['p99_ms']:.0f} ms, other CPU {d['other_cpu_pct']:.0f}%"
         if d.get("requests_failed"):
@@ -351,16 +360,21 @@ def format_report(rows: list[Row]) -> str:
                 ratio,
                 f"{r.peak_rss_mb:.0f} ({r.processes})",
                 f"{r.cpu_pct:.0f}",
+                f"{r.cpu_us_per_span:.0f}" if r.cpu_us_per_span else "-",
                 check,
             ]
         )
-    lines = text_table(table, {2, 3, 4, 5})
+    lines = text_table(table, {2, 3, 4, 5, 6})
     lines += [
         "",
         "spans/s: ingest rows = acknowledged spans / load time; end-to-end rows = acknowledged",
         "  spans / (first request sent -> the sink's acknowledgement of the last span), every",
         "  acknowledged span checked delivered (distinct observation ids at the sink); backlog",
-        "  row = the drain rate once the sink is back.",
+        "  row = the drain rate once the sink is back. sustained: what reached the sink per",
+        "  second while the load ran, from its first delivery (without the fixed latency of",
+        "  the settle delay and the last flush, which first -> last includes).",
+        "CPU us/span: the bridge tree(s)' CPU time per acknowledged span (end to end: from the",
+        "  first request until the last span reached the sink).",
         "peak RSS: sum of VmHWM over every process of the bridge tree(s) (bridge + map workers,",
         "  all replicas); CPU%: the bridge tree(s) while loaded, 100 = one core; other CPU:",
         "  everything else on the machine meanwhile (other sessions: above 30%, noisy).",
