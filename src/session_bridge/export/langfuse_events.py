@@ -47,7 +47,7 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
 
     observations: list[bytes] = []
     fields: list[dict[str, Any] | None] = []
-    raws: list[RawSpan | None] = []
+    scored: dict[int, RawSpan] = {}  # the spans that carry evaluation results
     traces: dict[bytes, list[int]] = {}
     for index, entry in enumerate(entries):
         raw = None
@@ -59,11 +59,10 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
             io = span_io(raw)
             observations.append(dumps(observation_event(entry.span, raw, io)))
             fields.append(trace_fields(raw, entry.span.parent_span_id is None, io))
-        if raw is None and _EVALUATION_MARK in entry.span.otlp_span:
-            raw = _decoded(entry, resource)  # its scores are built here
-        raws.append(raw)
+        if _EVALUATION_MARK in entry.span.otlp_span:
+            scored[index] = raw or _decoded(entry, resource)  # its scores are built here
         traces.setdefault(entry.span.trace_id, []).append(index)
-    responses = response_spans(e.span for e in entries)
+    responses = response_spans(e.span for e in entries) if scored else {}
     units: list[Unit] = []
     for index, entry in enumerate(entries):
         members = traces[entry.span.trace_id]
@@ -73,7 +72,7 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
             units.append(_trace_unit(member_entries, member_fields, resource, max_event_bytes))
         payload = fit_bytes(observations[index], max_event_bytes)
         units.append(Unit(payload=payload, entries=[entry], key=event_key(payload)))
-        raw = raws[index]
+        raw = scored.get(index)
         if raw is not None:
             span = entry.span
             for score in score_events(span, raw, environment(span.environment), responses):

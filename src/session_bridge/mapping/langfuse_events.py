@@ -39,6 +39,7 @@ from session_bridge.mapping.langfuse import (
 )
 from session_bridge.mapping.mapper import MappedRequest
 from session_bridge.mapping.payloads import (
+    TIMING_AND_PROMPT_KEYS,
     RawSpan,
     llm_details,
     raw_span,
@@ -167,6 +168,8 @@ def _generation(span: SpanRecord, raw: RawSpan) -> dict[str, Any]:
             out["usageDetails"] = {k: v for k, v in usage.items() if v or k in _ALWAYS_USAGE}
     if span.cost_usd is not None and math.isfinite(span.cost_usd):
         out["costDetails"] = {"total": span.cost_usd}
+    if raw.attributes.keys().isdisjoint(TIMING_AND_PROMPT_KEYS):
+        return out
     details = llm_details(raw)
     if details.ttft_ms is not None:
         out["completionStartTime"] = iso_from_ns(span.start_ns + round(details.ttft_ms * 1e6))
@@ -195,7 +198,14 @@ def _model_parameters(raw: RawSpan) -> dict[str, Any]:
         # (a key holding a newline may match in part: only whole keys count)
         if key != "gen_ai.request.model" and key in attributes:
             params[name] = attributes[key]
-    return {k: v for k, v in ((k, _map_value(v)) for k, v in params.items()) if v is not None}
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if type(value) is not str:  # most are strings, kept as they are
+            value = _map_value(value)
+            if value is None:
+                continue
+        out[name] = value
+    return out
 
 
 def _map_value(value: Any) -> Any:

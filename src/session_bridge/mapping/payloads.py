@@ -186,6 +186,12 @@ PROMPT_VERSION_KEYS = (
     "gen_ai.prompt.version",
 )
 VERCEL_PROMPT_KEY = "ai.telemetry.metadata.langfusePrompt"  # JSON {name, version}
+# every key `llm_details` reads but the finish reasons: a span with none of them has no
+# time to first token and no prompt (one set test instead of a dozen lookups)
+TIMING_AND_PROMPT_KEYS = frozenset(
+    (*TTFT_MS_KEYS, *TTFT_S_KEYS, *COMPLETION_START_KEYS, *PROMPT_NAME_KEYS,
+     *PROMPT_VERSION_KEYS, VERCEL_PROMPT_KEY)
+)  # fmt: skip
 
 
 @dataclass(slots=True)
