@@ -29,7 +29,8 @@ from session_bridge.api.usage import usage_router
 from session_bridge.config import BridgeConfig
 from session_bridge.enrich.client_address import ClientAddressResolver
 from session_bridge.enrich.stage import Enricher
-from session_bridge.export.service import ExportService, upstream_settings
+from session_bridge.export.process import EXPORT_PROCESS_NICE, ExportProcess, ExportSettings
+from session_bridge.export.service import Exports, ExportService, upstream_settings
 from session_bridge.ingest.pipeline import IngestPipeline, LocalPreparer, Preparer
 from session_bridge.ingest.workers import MapWorkerPool, WorkerSettings
 from session_bridge.keys import IngestAuth, KeyRing
@@ -86,7 +87,7 @@ def build_app(
     metrics: BridgeMetrics,
     addresses: ClientAddressResolver,
     front: Front,
-    exports: ExportService | None = None,
+    exports: Exports | None = None,
 ) -> FastAPI:
     auth = ApiAuth(front.auth.keys, config.sessions.project_id)
     public = set(config.api.public_endpoints)
@@ -153,7 +154,7 @@ class Bridge:
         self._store: Store | None = None
         self._retention: RetentionWorker | None = None
         self._pipeline: IngestPipeline | None = None
-        self.exports: ExportService | None = None
+        self.exports: Exports | None = None
         self._passthrough: Passthrough | None = None
         self.enrich_description: list[str] = []
         self._grpc: grpc.aio.Server | None = None
@@ -176,15 +177,23 @@ class Bridge:
             self._retention.start()
         metrics = BridgeMetrics()
         # before the receivers: every committed span is in every exporter's queue
-        self.exports = ExportService.open(
-            cfg.exporters, cfg.storage, self.data_dir, metrics.exporter
-        )
+        if cfg.exporters and otlp.workers > 1:  # a core of their own, as the map workers
+            exporting = ExportSettings(cfg.exporters, cfg.storage, self.data_dir, cfg.log)
+            self.exports = ExportProcess(exporting)
+        else:
+            self.exports = ExportService.open(
+                cfg.exporters, cfg.storage, self.data_dir, metrics.exporter
+            )
         if self.exports is not None:
             self.exports.start()
         preparer: Preparer
         events = self.exports is not None and self.exports.wants_ingestion_events
         if otlp.workers > 1:
-            pool = MapWorkerPool(worker_settings(cfg, ingestion_events=events), otlp.workers)
+            # with an export process, the map workers yield it the CPU: spans are delivered
+            # as fast as they come, instead of ingest outrunning export into a backlog
+            nice = EXPORT_PROCESS_NICE if isinstance(self.exports, ExportProcess) else 0
+            mapping = worker_settings(cfg, ingestion_events=events, nice=nice)
+            pool = MapWorkerPool(mapping, otlp.workers)
             self.enrich_description = await asyncio.to_thread(pool.start)
             preparer = pool
         else:
@@ -330,6 +339,8 @@ def _loopback(host: str) -> bool:
     return (mapped or address).is_loopback
 
 
-def worker_settings(cfg: BridgeConfig, *, ingestion_events: bool = False) -> WorkerSettings:
+def worker_settings(
+    cfg: BridgeConfig, *, ingestion_events: bool = False, nice: int = 0
+) -> WorkerSettings:
     """What each map worker gets of the configuration (no credentials)."""
-    return WorkerSettings(cfg.enrich, cfg.pricing, cfg.privacy, cfg.log, ingestion_events)
+    return WorkerSettings(cfg.enrich, cfg.pricing, cfg.privacy, cfg.log, ingestion_events, nice)

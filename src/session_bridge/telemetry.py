@@ -173,3 +173,10 @@ def share_metrics_between_processes(directory: Path) -> None:
     # the variable was set (by the command-line parser's imports): pick it again, before
     # this process creates its first metric
     prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def mark_process_dead(pid: int) -> None:
+    """Forget the live gauges of a process of the bridge that ended (a map worker, the
+    export process), when their values are shared through files."""
+    if os.environ.get(METRICS_DIR_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -47,8 +47,14 @@ class Exporter(ABC):
     name: str
     max_request_bytes: int  # a request's payload never exceeds this
     request_overhead: int = 0  # bytes a request adds around its units' payloads
-    # its units are ingestion events (`export/langfuse_events.py`): ingest builds them
+    # its units are ingestion events (`export/langfuse_events.py`), about 2.5x the bytes of
+    # the stored spans they are built from
     sends_ingestion_events: bool = False
+
+    @property
+    def read_bytes(self) -> int:
+        """How many bytes of stored spans one read of the log takes: about a request."""
+        return self.max_request_bytes // (3 if self.sends_ingestion_events else 1)
 
     @abstractmethod
     def units(self, entries: Sequence[LogEntry]) -> list[Unit]:

@@ -157,10 +157,10 @@ class ExporterRunner:
         if ready <= self.cursor:
             return False
         # read only to send: a full request, or spans that waited their flush interval
-        full = ready_bytes >= self.exporter.max_request_bytes
+        full = ready_bytes >= self.exporter.read_bytes
         if not full and now < self._seen_at(self.cursor + 1) + self._window:
             return False
-        entries = self._log.read_after(self.cursor, ready, self.exporter.max_request_bytes)
+        entries = self._log.read_after(self.cursor, ready, self.exporter.read_bytes)
         if not entries:  # nothing left in that range (deleted): nothing to deliver
             self._log.commit(self.name, ready, [])
             self.cursor = ready

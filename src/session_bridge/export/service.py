@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 from session_bridge.export.config import ExporterCommon, create_exporter
 from session_bridge.export.otlp import OtlpExporterConfig
@@ -26,6 +27,24 @@ def upstream_settings(exporters: list[ExporterCommon]) -> UpstreamSettings | Non
         if isinstance(config, OtlpExporterConfig):
             return upstream_settings_of(config)
     return None
+
+
+class Exports(Protocol):
+    """What the bridge uses of its exporters, wherever they run (`ExportService` in this
+    process, `export.process.ExportProcess` in a process of their own)."""
+
+    @property
+    def wants_ingestion_events(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def refusal(self) -> str | None: ...
+
+    def problems(self) -> list[str]: ...
+
+    def describe(self) -> list[str]: ...
+
+    def close(self, deadline_s: float) -> None: ...
 
 
 class ExportService:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from session_bridge import METRICS_DIR_ENV, logs, malloc
+from session_bridge import logs, malloc
 from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
 from session_bridge.enrich.stage import Enricher
 from session_bridge.ingest.pipeline import RetryableError
@@ -53,7 +53,7 @@ from session_bridge.rollup.binding import TraceDelta
 from session_bridge.rollup.rollup import Rollup, rollup_values
 from session_bridge.store.base import WriteBatch
 from session_bridge.store.sqlite import batch_tables, trace_rows
-from session_bridge.telemetry import BridgeMetrics
+from session_bridge.telemetry import BridgeMetrics, mark_process_dead
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class MapWorkerPool:
         while (index := self._restarts.get()) is not None:
             old = self._links[index]
             old.process.wait()
-            _mark_dead(old.process.pid)
+            mark_process_dead(old.process.pid)
             log.error("map worker %d exited with code %s", index, old.process.returncode)
             while not self._closing:
                 try:
@@ -148,7 +148,7 @@ class MapWorkerPool:
             link.close()
         for link in self._links:
             _end(link.process)
-            _mark_dead(link.process.pid)
+            mark_process_dead(link.process.pid)
 
 
 class _WorkerLink:
@@ -258,13 +258,6 @@ def _end(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _mark_dead(pid: int) -> None:
-    if os.environ.get(METRICS_DIR_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
 # -- the worker process ------------------------------------------------------------------
 
 
@@ -321,6 +314,8 @@ class WorkerSettings:
     privacy: PrivacyConfig
     log: LogConfig
     ingestion_events: bool = False  # build each span's ingestion event (an exporter sends them)
+    # how much the worker yields the CPU to the bridge's other processes (os.nice)
+    nice: int = 0
 
 
 def _worker_main(fd: int) -> None:
@@ -331,6 +326,8 @@ def _worker_main(fd: int) -> None:
     malloc.configure()
     conn = Connection(fd)
     config: WorkerSettings = pickle.loads(conn.recv_bytes())
+    if config.nice:
+        os.nice(config.nice)
     logs.configure(config.log.format, config.log.level)
     try:
         enricher = Enricher(config, BridgeMetrics())

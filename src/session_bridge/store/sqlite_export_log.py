@@ -107,9 +107,7 @@ class SqliteExportLog(ExportLog):
         total = 0
         for row in self._conn().execute(_READ, (cursor, until)):
             rows.append(row)
-            # what the entry weighs in a request: its ingestion event when one was built
-            # (about 2x the span), else its otlp_span; a read is then about one request
-            total += len(row[6] or row[-1])
+            total += len(row[-1])  # otlp_span, what an entry counts for
             if total >= max_bytes:
                 break
         resources = self._resources.resolve(row[2] for row in rows)

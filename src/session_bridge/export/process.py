@@ -1,0 +1,254 @@
+"""The exporters in a process of their own (when the bridge runs map workers).
+
+Reading the log, building ingestion events and sending are CPU work in Python. In the
+bridge process they share one interpreter with the receivers and the store writer, and that
+process is what limits ingest; in a process of their own they use another core, and each
+span's events are built there, from the stored span, when it is sent (ingest no longer
+builds, ships and stores them).
+
+The export process opens the store's export log itself (the SQLite file or PostgreSQL) and
+runs the same `ExportService` a bridge with one map worker runs in-process. The bridge
+reads what the receivers and `/readyz` need (`refusal`, `problems`) from the status the
+export process sends ten times a second over a socket pair, and starts it again if it dies.
+It dies with the bridge (Linux: PR_SET_PDEATHSIG): a kill -9 of the bridge stops its
+exports as it stops its ingest, and the log keeps what was not delivered.
+
+Messages are pickled tuples. Bridge -> export process: `ExportSettings`, then
+`("stop", deadline_s)`. Export process -> bridge: `("ready", describe)` or
+`("error", message)`, then `("status", refusal, problems)`, and `("stopped",)` last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from session_bridge import logs, malloc
+from session_bridge.export.common import ExporterCommon
+from session_bridge.export.service import ExportService
+from session_bridge.logs import LogConfig
+from session_bridge.store.config import StorageConfig
+from session_bridge.telemetry import BridgeMetrics, mark_process_dead
+
+log = logging.getLogger(__name__)
+
+_PICKLE = pickle.HIGHEST_PROTOCOL
+STATUS_INTERVAL_S = 0.1
+_START_TIMEOUT_S = 60.0
+_RESTART_DELAY_S = 1.0  # do not spin if it dies again at once
+_PR_SET_PDEATHSIG = 1
+# the map workers' nice value beside an export process: measured on 2 cores, spans reached
+# the ingestion endpoint during a load at 5.4k/s with 0 and 8.6k/s with 5, ingest 23k/s
+# and 22k/s
+EXPORT_PROCESS_NICE = 5
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """All the export process gets: the exporters, where the log is, how to log."""
+
+    exporters: list[ExporterCommon]
+    storage: StorageConfig
+    data_dir: Path
+    log: LogConfig
+
+
+class ExportProcess:
+    """What the bridge holds of its exporters when they run in the export process: the
+    same surface as `ExportService`."""
+
+    wants_ingestion_events = False  # the export process builds them from the stored spans
+
+    def __init__(self, settings: ExportSettings) -> None:
+        self._settings = settings
+        self._conn: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._refusal: str | None = None
+        self._problems: list[str] = []
+        self._described: list[str] = []
+        self._running = False
+        self._closing = threading.Event()
+        self._started = threading.Event()
+        self._failed: str | None = None
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="export-process", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the export process and wait until its exporters have their cursors: from
+        then on, every span the store commits is in every exporter's queue."""
+        self._supervisor.start()
+        if not self._started.wait(_START_TIMEOUT_S + 5) or self._failed is not None:
+            self.close(0.0)
+            raise OSError(f"the export process did not start: {self._failed or 'timed out'}")
+        for line in self._described:
+            log.info("exporter %s started (in the export process)", line)
+
+    def refusal(self) -> str | None:
+        with self._lock:
+            return self._refusal
+
+    def problems(self) -> list[str]:
+        with self._lock:
+            problems = list(self._problems)
+            if not self._running and not self._closing.is_set():
+                problems.append("the export process is not running (it is started again)")
+        return problems
+
+    def describe(self) -> list[str]:
+        return list(self._described)
+
+    def close(self, deadline_s: float) -> None:
+        """Let each exporter finish its request in flight, up to `deadline_s` in all."""
+        self._closing.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(pickle.dumps(("stop", deadline_s), _PICKLE))
+        if self._supervisor.is_alive():
+            self._supervisor.join(deadline_s + 5.0)
+        process = self._process
+        if process is not None and process.poll() is None:
+            log.warning("the export process did not stop in time; killed")
+            process.kill()
+            process.wait()
+
+    # -- the supervisor thread (it starts the process: PR_SET_PDEATHSIG follows the thread)
+
+    def _supervise(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, process, described = self._spawn()
+            except OSError as exc:
+                if not self._started.is_set():
+                    self._failed = str(exc)
+                    self._started.set()
+                    return
+                log.error("cannot start the export process again: %s", exc)
+                self._closing.wait(_RESTART_DELAY_S)
+                continue
+            with self._lock:
+                self._conn, self._process, self._described = conn, process, described
+                self._running = True
+            self._started.set()
+            self._follow(conn)
+            with self._lock:
+                self._running = False
+                self._conn = None
+            conn.close()
+            process.wait()
+            mark_process_dead(process.pid)
+            if self._closing.is_set():
+                return
+            log.error("the export process exited (code %s); starting it again", process.returncode)
+            self._closing.wait(_RESTART_DELAY_S)
+
+    def _spawn(self) -> tuple[Connection, subprocess.Popen[bytes], list[str]]:
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "session_bridge.export.process",
+                 str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),),
+            )  # fmt: skip
+            conn = Connection(ours.detach())
+        try:
+            conn.send_bytes(pickle.dumps(self._settings, _PICKLE))
+            if not conn.poll(_START_TIMEOUT_S):
+                raise OSError(f"no answer within {_START_TIMEOUT_S:.0f}s")
+            kind, detail = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            conn.close()
+            _end(process)
+            raise OSError(f"it exited while starting ({exc})") from exc
+        if kind != "ready":
+            conn.close()
+            _end(process)
+            raise OSError(str(detail))
+        return conn, process, list(detail)
+
+    def _follow(self, conn: Connection) -> None:
+        """Keep the latest status until the process stops (or dies)."""
+        while True:
+            try:
+                message: tuple[Any, ...] = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                return
+            if message[0] == "status":
+                with self._lock:
+                    self._refusal, self._problems = message[1], list(message[2])
+            elif message[0] == "stopped":
+                return
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+# -- the export process -------------------------------------------------------------------
+
+
+def _die_with(parent: int) -> None:
+    """Be killed when the bridge dies, however it dies."""
+    with contextlib.suppress(AttributeError, OSError):  # Linux only; elsewhere: the socket
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # gone before the line above
+        os._exit(1)
+
+
+def _export_main(fd: int, parent: int) -> None:
+    _die_with(parent)
+    # the bridge decides when this process stops; a Ctrl-C sent to the whole process
+    # group must not end it first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    malloc.configure()
+    conn = Connection(fd)
+    settings: ExportSettings = pickle.loads(conn.recv_bytes())
+    logs.configure(settings.log.format, settings.log.level)
+    try:
+        service = ExportService.open(
+            settings.exporters, settings.storage, settings.data_dir, BridgeMetrics().exporter
+        )
+        if service is None:
+            raise ValueError("no exporter configured")
+        service.start()
+    except Exception as exc:
+        log.exception("the export process cannot start")
+        conn.send_bytes(pickle.dumps(("error", f"{type(exc).__name__}: {exc}"), _PICKLE))
+        raise SystemExit(1) from exc
+    conn.send_bytes(pickle.dumps(("ready", service.describe()), _PICKLE))
+    deadline_s = 1.0  # the bridge is gone without a word: stop soon, the log keeps the rest
+    try:
+        while True:
+            if conn.poll(STATUS_INTERVAL_S):
+                message = pickle.loads(conn.recv_bytes())
+                if message[0] == "stop":
+                    deadline_s = float(message[1])
+                    break
+            status = ("status", service.refusal(), service.problems())
+            conn.send_bytes(pickle.dumps(status, _PICKLE))
+    except (EOFError, OSError):
+        pass
+    service.close(deadline_s)
+    with contextlib.suppress(OSError):
+        conn.send_bytes(pickle.dumps(("stopped",), _PICKLE))
+
+
+if __name__ == "__main__":
+    _export_main(int(sys.argv[1]), int(sys.argv[2]))
