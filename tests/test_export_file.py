@@ -21,7 +21,15 @@ from session_bridge.store.base import WriteBatch
 from session_bridge.store.sqlite import SqliteStore
 from session_bridge.store.sqlite_export_log import SqliteExportLog
 from tests.conftest import RunningBridge, make_config
-from tests.export_helpers import eventually, exporting_config, quick, request_of, send, turn
+from tests.export_helpers import (
+    eventually,
+    exporting_config,
+    metric,
+    quick,
+    request_of,
+    send,
+    turn,
+)
 from tests.ingestion_server import schema_errors
 
 
@@ -74,11 +82,12 @@ def test_the_file_is_rotated(
     for i in range(12):
         send(bridge, [turn("sess-rotate", index=i)])
     folder = tmp_path / "d" / "export"
-    eventually(lambda: (folder / "file.jsonl.2").exists(), what="two rotations")
+    # every span written, so no rotation is under way while the files are listed
     eventually(
-        lambda: sum(e["type"] != "trace-create" for p in folder.iterdir() for e in _lines(p)) >= 12,
-        what="the newest spans in the files",
+        lambda: metric(bridge, "session_bridge_exporter_sent_spans_total", "file") == 36,
+        what="every span written",
     )
+    assert sum(e["type"] != "trace-create" for p in folder.iterdir() for e in _lines(p)) >= 12
     assert sorted(p.name for p in folder.iterdir()) == [
         "file.jsonl",
         "file.jsonl.1",
