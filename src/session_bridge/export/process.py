@@ -26,7 +26,6 @@ import logging
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +34,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from session_bridge import logs, malloc
+from session_bridge.children import PICKLE as _PICKLE
+from session_bridge.children import child_settings, start_child
 from session_bridge.export.common import ExporterCommon
 from session_bridge.export.service import ExportService
 from session_bridge.logs import LogConfig
@@ -44,7 +44,6 @@ from session_bridge.telemetry import BridgeMetrics, mark_process_dead
 
 log = logging.getLogger(__name__)
 
-_PICKLE = pickle.HIGHEST_PROTOCOL
 STATUS_INTERVAL_S = 0.1
 _START_TIMEOUT_S = 60.0
 _RESTART_DELAY_S = 1.0  # do not spin if it dies again at once
@@ -93,7 +92,7 @@ class ExportProcess:
         self._supervisor.start()
         if not self._started.wait(_START_TIMEOUT_S + 5) or self._failed is not None:
             self.close(0.0)
-            raise OSError(f"the export process did not start: {self._failed or 'timed out'}")
+            raise OSError(self._failed or "the export process did not start in time")
         for line in self._described:
             log.info("exporter %s started (in the export process)", line)
 
@@ -157,28 +156,11 @@ class ExportProcess:
             self._closing.wait(_RESTART_DELAY_S)
 
     def _spawn(self) -> tuple[Connection, subprocess.Popen[bytes], list[str]]:
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "session_bridge.export.process",
-                 str(theirs.fileno()), str(os.getpid())],
-                pass_fds=(theirs.fileno(),),
-            )  # fmt: skip
-            conn = Connection(ours.detach())
-        try:
-            conn.send_bytes(pickle.dumps(self._settings, _PICKLE))
-            if not conn.poll(_START_TIMEOUT_S):
-                raise OSError(f"no answer within {_START_TIMEOUT_S:.0f}s")
-            kind, detail = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError) as exc:
-            conn.close()
-            _end(process)
-            raise OSError(f"it exited while starting ({exc})") from exc
-        if kind != "ready":
-            conn.close()
-            _end(process)
-            raise OSError(str(detail))
-        return conn, process, list(detail)
+        conn, process, described = start_child(
+            "session_bridge.export.process", self._settings, "the export process",
+            str(os.getpid()), timeout_s=_START_TIMEOUT_S,
+        )  # fmt: skip
+        return conn, process, list(described)
 
     def _follow(self, conn: Connection) -> None:
         """Keep the latest status until the process stops (or dies)."""
@@ -194,12 +176,6 @@ class ExportProcess:
                 return
 
 
-def _end(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-
-
 # -- the export process -------------------------------------------------------------------
 
 
@@ -213,14 +189,7 @@ def _die_with(parent: int) -> None:
 
 def _export_main(fd: int, parent: int) -> None:
     _die_with(parent)
-    # the bridge decides when this process stops; a Ctrl-C sent to the whole process
-    # group must not end it first
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    malloc.configure()
-    conn = Connection(fd)
-    settings: ExportSettings = pickle.loads(conn.recv_bytes())
-    logs.configure(settings.log.format, settings.log.level)
+    conn, settings = child_settings(fd)
     try:
         service = ExportService.open(
             settings.exporters, settings.storage, settings.data_dir, BridgeMetrics().exporter

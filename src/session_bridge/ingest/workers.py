@@ -31,7 +31,6 @@ import logging
 import os
 import pickle
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +41,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from session_bridge import logs, malloc
+from session_bridge.children import PICKLE as _PICKLE
+from session_bridge.children import child_settings, start_child
 from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
 from session_bridge.enrich.stage import Enricher
 from session_bridge.ingest.pipeline import RetryableError
@@ -57,7 +57,6 @@ from session_bridge.telemetry import BridgeMetrics, mark_process_dead
 
 log = logging.getLogger(__name__)
 
-_PICKLE = pickle.HIGHEST_PROTOCOL
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
 _RESTART_DELAY_S = 1.0  # do not spin if a worker dies again at once
@@ -93,28 +92,12 @@ class MapWorkerPool:
         return described
 
     def _spawn(self, index: int) -> tuple[_WorkerLink, list[str]]:
-        ours, theirs = socket.socketpair()
-        with ours, theirs:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "session_bridge.ingest.workers", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-            )
-            conn = Connection(ours.detach())
-        try:
-            conn.send_bytes(pickle.dumps(self._settings, _PICKLE))
-            if not conn.poll(_START_TIMEOUT_S):
-                raise OSError(f"map worker {index} did not start within {_START_TIMEOUT_S:.0f}s")
-            kind, detail = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError) as exc:
-            conn.close()
-            _end(process)
-            raise OSError(f"map worker {index} exited while starting") from exc
-        if kind != "ready":
-            conn.close()
-            _end(process)
-            raise OSError(f"map worker {index}: {detail}")
+        conn, process, described = start_child(
+            "session_bridge.ingest.workers", self._settings, f"map worker {index}",
+            timeout_s=_START_TIMEOUT_S,
+        )  # fmt: skip
         link = _WorkerLink(index, process, conn, on_lost=self._restarts.put)
-        return link, list(detail)
+        return link, list(described)
 
     def _restart_loop(self) -> None:
         while (index := self._restarts.get()) is not None:
@@ -319,16 +302,9 @@ class WorkerSettings:
 
 
 def _worker_main(fd: int) -> None:
-    # the bridge decides when its workers stop (it closes their sockets); a Ctrl-C sent
-    # to the whole process group must not end them first
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    malloc.configure()
-    conn = Connection(fd)
-    config: WorkerSettings = pickle.loads(conn.recv_bytes())
+    conn, config = child_settings(fd)
     if config.nice:
         os.nice(config.nice)
-    logs.configure(config.log.format, config.log.level)
     try:
         enricher = Enricher(config, BridgeMetrics())
     except Exception as exc:
