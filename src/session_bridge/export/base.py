@@ -53,8 +53,10 @@ class Exporter(ABC):
 
     @property
     def read_bytes(self) -> int:
-        """How many bytes of stored spans one read of the log takes: about a request."""
-        return self.max_request_bytes // (3 if self.sends_ingestion_events else 1)
+        """How many bytes of stored spans one read of the log takes: about a request. (A
+        third of a request bounded the export process's memory better, 101 against 148 MB,
+        but the reads' own cost on PostgreSQL took 15-20 % of its delivery rate.)"""
+        return self.max_request_bytes // (2 if self.sends_ingestion_events else 1)
 
     @abstractmethod
     def units(self, entries: Sequence[LogEntry]) -> list[Unit]:
