@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -29,6 +29,9 @@ from session_bridge.store.base import Store
 from session_bridge.store.config import StorageConfig
 from session_bridge.store.factory import open_store
 from tests import pg
+
+if TYPE_CHECKING:
+    from tests.ingestion_server import IngestionServer
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -263,3 +266,14 @@ def start_bridge() -> Iterator[Callable[[BridgeConfig], RunningBridge]]:
     for bridge in running:
         if bridge._thread.is_alive():
             bridge.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[IngestionServer]:
+    """A real ingestion endpoint on loopback; every event the bridge sent must be valid."""
+    from tests.ingestion_server import IngestionServer  # it reads this module's TEST_DATA
+
+    endpoint = IngestionServer()
+    yield endpoint
+    endpoint.stop()
+    assert not endpoint.invalid, endpoint.invalid[:5]

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +40,6 @@ from tests.ingestion_server import Fault, IngestionServer
 from tests.otlp_builders import proto_request, proto_span
 
 NAMESPACE = uuid.UUID("6f0d3c52-4a8e-4b7c-9a51-0e9f2b1c7d40")
-
-
-@pytest.fixture
-def server() -> Iterator[IngestionServer]:
-    endpoint = IngestionServer()
-    yield endpoint
-    endpoint.stop()
-    assert not endpoint.invalid, endpoint.invalid[:5]  # every event the bridge sent was valid
 
 
 def start(

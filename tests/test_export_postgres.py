@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,14 +37,6 @@ from tests.export_helpers import (
 )
 from tests.ingestion_server import IngestionServer
 from tests.test_replicas import PROTO, BridgeProcess
-
-
-@pytest.fixture
-def server() -> Iterator[IngestionServer]:
-    endpoint = IngestionServer()
-    yield endpoint
-    endpoint.stop()
-    assert not endpoint.invalid, endpoint.invalid[:5]
 
 
 def _on_postgres(config: BridgeConfig, dsn: str, schema: str) -> BridgeConfig:

@@ -8,25 +8,15 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.export_helpers import Turn, eventually, request_of, turn
 from tests.ingestion_server import IngestionServer
 from tests.test_replicas import PROTO, BridgeProcess
 
 EXPORT_MODULE = "session_bridge.export.process"
-
-
-@pytest.fixture
-def endpoint() -> Iterator[IngestionServer]:
-    server = IngestionServer()
-    yield server
-    server.stop()
-    assert not server.invalid, server.invalid[:5]  # every event the bridge sent was valid
 
 
 def _start(tmp_path: Path, server: IngestionServer, extra: str = "") -> BridgeProcess:
@@ -84,16 +74,16 @@ def _metric(bridge: BridgeProcess, name: str) -> float:
 
 
 def test_the_export_process_delivers_events_built_from_the_stored_spans(
-    endpoint: IngestionServer, tmp_path: Path
+    server: IngestionServer, tmp_path: Path
 ) -> None:
-    bridge = _start(tmp_path, endpoint)
+    bridge = _start(tmp_path, server)
     try:
         assert _export_process(bridge) is not None
         turns = [turn(f"sess-{i % 3}", index=i) for i in range(12)]
         for i in range(0, 12, 4):
             assert _post(bridge, turns[i : i + 4]).status_code == 200
         expected = {x for t in turns for x in t.span_ids}
-        endpoint.wait_for(lambda s: s.observation_ids() >= expected)
+        server.wait_for(lambda s: s.observation_ids() >= expected)
         # the export process's metrics are the bridge's
         eventually(lambda: _metric(bridge, "session_bridge_exporter_sent_spans_total") == 36)
         assert httpx.get(f"{bridge.endpoint}/readyz", timeout=10).status_code == 200
@@ -103,39 +93,39 @@ def test_the_export_process_delivers_events_built_from_the_stored_spans(
         assert db.execute("SELECT count(*) FROM spans WHERE ingestion_event IS NULL").fetchone()[
             0
         ] == len(expected)
-    assert len(endpoint.observation_ids()) == len(expected)
+    assert len(server.observation_ids()) == len(expected)
 
 
 def test_a_killed_export_process_is_started_again_and_loses_nothing(
-    endpoint: IngestionServer, tmp_path: Path
+    server: IngestionServer, tmp_path: Path
 ) -> None:
-    bridge = _start(tmp_path, endpoint)
+    bridge = _start(tmp_path, server)
     try:
         first = _export_process(bridge)
         assert first is not None
-        endpoint.down = True  # its requests fail: the kill finds work undelivered
+        server.down = True  # its requests fail: the kill finds work undelivered
         turns = [turn("sess-kill", index=i) for i in range(6)]
         assert _post(bridge, turns).status_code == 200
-        eventually(lambda: len(endpoint.received) > 0, what="a failed attempt")
+        eventually(lambda: len(server.received) > 0, what="a failed attempt")
         os.kill(first, signal.SIGKILL)
         eventually(lambda: not _alive(first), what="the kill")
         eventually(
             lambda: _export_process(bridge) not in (None, first), what="a new export process"
         )
-        endpoint.down = False
+        server.down = False
         expected = {x for t in turns for x in t.span_ids}
-        endpoint.wait_for(lambda s: s.observation_ids() >= expected)
+        server.wait_for(lambda s: s.observation_ids() >= expected)
         eventually(lambda: httpx.get(f"{bridge.endpoint}/readyz", timeout=10).status_code == 200)
     finally:
         bridge.stop()
 
 
 def test_the_export_process_reports_health_and_back_pressure(
-    endpoint: IngestionServer, tmp_path: Path
+    server: IngestionServer, tmp_path: Path
 ) -> None:
-    # a tiny queue, and credentials the endpoint refuses: nothing can leave
-    bridge = _start(tmp_path, endpoint, "    queue_capacity: 4KiB\n    max_batch_size: 4KiB\n")
-    endpoint.secret_key = "sk-rotated"
+    # a tiny queue, and credentials the server refuses: nothing can leave
+    bridge = _start(tmp_path, server, "    queue_capacity: 4KiB\n    max_batch_size: 4KiB\n")
+    server.secret_key = "sk-rotated"
     try:
         assert _post(bridge, [turn("sess-full", index=i) for i in range(4)]).status_code == 200
 
@@ -152,8 +142,8 @@ def test_the_export_process_reports_health_and_back_pressure(
         bridge.stop()
 
 
-def test_the_export_process_dies_with_the_bridge(endpoint: IngestionServer, tmp_path: Path) -> None:
-    bridge = _start(tmp_path, endpoint)
+def test_the_export_process_dies_with_the_bridge(server: IngestionServer, tmp_path: Path) -> None:
+    bridge = _start(tmp_path, server)
     child = _export_process(bridge)
     assert child is not None
     os.kill(bridge.process.pid, signal.SIGKILL)
