@@ -178,7 +178,10 @@ class Bridge:
         metrics = BridgeMetrics()
         # before the receivers: every committed span is in every exporter's queue
         if cfg.exporters and otlp.workers > 1:  # a core of their own, as the map workers
-            exporting = ExportSettings(cfg.exporters, cfg.storage, self.data_dir, cfg.log)
+            shared_store = not backend(cfg.storage).exclusive_data_dir
+            exporting = ExportSettings(
+                cfg.exporters, cfg.storage, self.data_dir, cfg.log, events_at_ingest=shared_store
+            )
             self.exports = ExportProcess(exporting)
         else:
             self.exports = ExportService.open(

@@ -2,9 +2,9 @@
 
 Reading the log, building ingestion events and sending are CPU work in Python. In the
 bridge process they share one interpreter with the receivers and the store writer, and that
-process is what limits ingest; in a process of their own they use another core, and each
-span's events are built there, from the stored span, when it is sent (ingest no longer
-builds, ships and stores them).
+process is what limits ingest; in a process of their own they use another core. A bridge
+on its own store also has each span's event built there, from the stored span, when it is
+sent (ingest then builds, ships and stores nothing for export); see `ExportSettings`.
 
 The export process opens the store's export log itself (the SQLite file or PostgreSQL) and
 runs the same `ExportService` a bridge with one map worker runs in-process. The bridge
@@ -14,7 +14,7 @@ It dies with the bridge (Linux: PR_SET_PDEATHSIG): a kill -9 of the bridge stops
 exports as it stops its ingest, and the log keeps what was not delivered.
 
 Messages are pickled tuples. Bridge -> export process: `ExportSettings`, then
-`("stop", deadline_s)`. Export process -> bridge: `("ready", describe)` or
+`("stop", deadline_s)`. Export process -> bridge: `("ready", (describe, sends events))` or
 `("error", message)`, then `("status", refusal, problems)`, and `("stopped",)` last.
 """
 
@@ -62,13 +62,16 @@ class ExportSettings:
     storage: StorageConfig
     data_dir: Path
     log: LogConfig
+    # Who builds the spans' ingestion events. One bridge on its own store: the export
+    # process, from each stored span as it sends it (nothing extra is shipped or stored).
+    # Replicas sharing a store: each replica's ingest, as it stores its spans, so the work
+    # spreads over the replicas and the one exporting only reads and sends.
+    events_at_ingest: bool = False
 
 
 class ExportProcess:
     """What the bridge holds of its exporters when they run in the export process: the
     same surface as `ExportService`."""
-
-    wants_ingestion_events = False  # the export process builds them from the stored spans
 
     def __init__(self, settings: ExportSettings) -> None:
         self._settings = settings
@@ -78,6 +81,7 @@ class ExportProcess:
         self._refusal: str | None = None
         self._problems: list[str] = []
         self._described: list[str] = []
+        self._sends_events = False  # an exporter sends ingestion events
         self._running = False
         self._closing = threading.Event()
         self._started = threading.Event()
@@ -95,6 +99,11 @@ class ExportProcess:
             raise OSError(self._failed or "the export process did not start in time")
         for line in self._described:
             log.info("exporter %s started (in the export process)", line)
+
+    @property
+    def wants_ingestion_events(self) -> bool:
+        """Whether ingest builds each span's ingestion event (see `ExportSettings`)."""
+        return self._settings.events_at_ingest and self._sends_events
 
     def refusal(self) -> str | None:
         with self._lock:
@@ -130,7 +139,7 @@ class ExportProcess:
     def _supervise(self) -> None:
         while not self._closing.is_set():
             try:
-                conn, process, described = self._spawn()
+                conn, process, (described, self._sends_events) = self._spawn()
             except OSError as exc:
                 if not self._started.is_set():
                     self._failed = str(exc)
@@ -155,12 +164,12 @@ class ExportProcess:
             log.error("the export process exited (code %s); starting it again", process.returncode)
             self._closing.wait(_RESTART_DELAY_S)
 
-    def _spawn(self) -> tuple[Connection, subprocess.Popen[bytes], list[str]]:
-        conn, process, described = start_child(
+    def _spawn(self) -> tuple[Connection, subprocess.Popen[bytes], tuple[list[str], bool]]:
+        conn, process, (described, sends_events) = start_child(
             "session_bridge.export.process", self._settings, "the export process",
             str(os.getpid()), timeout_s=_START_TIMEOUT_S,
         )  # fmt: skip
-        return conn, process, list(described)
+        return conn, process, (list(described), bool(sends_events))
 
     def _follow(self, conn: Connection) -> None:
         """Keep the latest status until the process stops (or dies)."""
@@ -201,7 +210,8 @@ def _export_main(fd: int, parent: int) -> None:
         log.exception("the export process cannot start")
         conn.send_bytes(pickle.dumps(("error", f"{type(exc).__name__}: {exc}"), _PICKLE))
         raise SystemExit(1) from exc
-    conn.send_bytes(pickle.dumps(("ready", service.describe()), _PICKLE))
+    ready = ("ready", (service.describe(), service.wants_ingestion_events))
+    conn.send_bytes(pickle.dumps(ready, _PICKLE))
     deadline_s = 1.0  # the bridge is gone without a word: stop soon, the log keeps the rest
     try:
         while True:
