@@ -1,5 +1,6 @@
 """With map workers, the exporters run in a process of their own (`export/process.py`): it
-delivers every span with events built from the stored spans, its metrics and health reach
+delivers every span with events built from the stored spans (replicas sharing PostgreSQL
+build them at ingest instead), its metrics and health reach
 the bridge's `/metrics` and `/readyz`, its back-pressure reaches the receivers, a killed
 export process is started again with nothing lost, and it dies with the bridge."""
 
@@ -11,6 +12,8 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import psycopg
+import psycopg.sql
 
 from tests.export_helpers import Turn, eventually, request_of, turn
 from tests.ingestion_server import IngestionServer
@@ -19,10 +22,12 @@ from tests.test_replicas import PROTO, BridgeProcess
 EXPORT_MODULE = "session_bridge.export.process"
 
 
-def _start(tmp_path: Path, server: IngestionServer, extra: str = "") -> BridgeProcess:
+def _start(
+    tmp_path: Path, server: IngestionServer, extra: str = "", storage: str = ""
+) -> BridgeProcess:
     config = tmp_path / "bridge.yaml"
     config.write_text(
-        "exporters:\n  ingestion:\n"
+        storage + "exporters:\n  ingestion:\n"
         f"    base_url: {server.base_url}\n"
         f"    public_key: {server.public_key}\n    secret_key: {server.secret_key}\n"
         "    settle_delay: 0s\n    flush_interval: 20ms\n"
@@ -94,6 +99,27 @@ def test_the_export_process_delivers_events_built_from_the_stored_spans(
             0
         ] == len(expected)
     assert len(server.observation_ids()) == len(expected)
+
+
+def test_replicas_sharing_a_store_build_the_events_at_ingest(
+    server: IngestionServer, pg_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    # the work spreads over the replicas; the one exporting reads and sends
+    storage = f"storage:\n  backend: postgres\n  postgres:\n    dsn: '{pg_dsn}'\n"
+    bridge = _start(tmp_path, server, storage=storage + f"    schema: {pg_schema}\n")
+    try:
+        assert _export_process(bridge) is not None
+        turns = [turn("sess-pg", index=i) for i in range(4)]
+        assert _post(bridge, turns).status_code == 200
+        expected = {x for t in turns for x in t.span_ids}
+        server.wait_for(lambda s: s.observation_ids() >= expected)
+    finally:
+        bridge.stop()
+    with psycopg.connect(pg_dsn) as db:
+        table = psycopg.sql.Identifier(pg_schema, "spans")
+        query = psycopg.sql.SQL("SELECT count(*) FROM {} WHERE ingestion_event IS NOT NULL")
+        row = db.execute(query.format(table)).fetchone()
+    assert row is not None and row[0] == len(expected)
 
 
 def test_a_killed_export_process_is_started_again_and_loses_nothing(
