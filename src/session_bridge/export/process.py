@@ -198,7 +198,8 @@ def _die_with(parent: int) -> None:
 
 def _export_main(fd: int, parent: int) -> None:
     _die_with(parent)
-    conn, settings = child_settings(fd)
+    conn, received = child_settings(fd)
+    settings: ExportSettings = received
     try:
         service = ExportService.open(
             settings.exporters, settings.storage, settings.data_dir, BridgeMetrics().exporter

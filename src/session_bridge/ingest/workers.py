@@ -302,7 +302,8 @@ class WorkerSettings:
 
 
 def _worker_main(fd: int) -> None:
-    conn, config = child_settings(fd)
+    conn, settings = child_settings(fd)
+    config: WorkerSettings = settings
     if config.nice:
         os.nice(config.nice)
     try:
