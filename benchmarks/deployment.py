@@ -157,6 +157,12 @@ class Deployment:
         hwm = [kb for w in self.watchers for kb in w.hwm.values()]
         return round(sum(hwm) / 1024, 1), len(hwm)
 
+    def peak_pss_mb(self) -> float:
+        """The peak of the replicas' trees' summed PSS, sampled 4 times a second, in MB:
+        their memory with each shared page counted once (summing RSS counts it in every
+        process that maps it)."""
+        return round(sum(w.peak_pss for w in self.watchers) / 1024, 1)
+
     def first_peak_rss_mb(self) -> float:
         """VmHWM of the first replica's own process (not its children), in MB."""
         self.watchers[0].sample()

@@ -106,6 +106,7 @@ def end_to_end(
             "export_lag_after_load_s": round(max(stats["last_at"] - done.loaded_at, 0.0), 1),
             "requests_to_sink": stats["requests"],
             "sustained_spans_per_s": round(done.sustained_spans_per_s or 0.0, 1),
+            "peak_pss_mb": dep.peak_pss_mb(),
         }
         row = Row(section, name, transport, peak_rss_mb=rss, processes=procs, detail=detail)
         cpu_s = (ticks1 - ticks0) / CLK_TCK
@@ -347,6 +348,8 @@ def format_report(rows: list[Row]) -> str:
                 check += f", ingest {d['ingest_spans_per_s']:,.0f}/s"
                 if d.get("sustained_spans_per_s"):
                     check += f", sustained {d['sustained_spans_per_s']:,.0f}/s"
+                if d.get("peak_pss_mb"):
+                    check += f", PSS {d['peak_pss_mb']:.0f} MB"
         else:
             check = f"p99 {d['p99_ms']:.0f} ms, other CPU {d['other_cpu_pct']:.0f}%"
         if d.get("requests_failed"):
@@ -375,8 +378,10 @@ def format_report(rows: list[Row]) -> str:
         "  the settle delay and the last flush, which first -> last includes).",
         "CPU us/span: the bridge tree(s)' CPU time per acknowledged span (end to end: from the",
         "  first request until the last span reached the sink).",
-        "peak RSS: sum of VmHWM over every process of the bridge tree(s) (bridge + map workers,",
-        "  all replicas); CPU%: the bridge tree(s) while loaded, 100 = one core; other CPU:",
+        "peak RSS: sum of VmHWM over every process of the bridge tree(s) (bridge, map workers,",
+        "  export process, all replicas); PSS (end to end): the peak of the trees' summed PSS,",
+        "  each shared page counted once; CPU%: the bridge tree(s) while loaded, 100 = one core;",
+        "  other CPU:",
         "  everything else on the machine meanwhile (other sessions: above 30%, noisy).",
     ]
     cost = file_exporter_cost(rows)
