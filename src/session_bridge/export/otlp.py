@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -27,8 +27,13 @@ from session_bridge import __version__
 from session_bridge.configkit import StringMap, one_of
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
 from session_bridge.export.common import ExporterCommon
-from session_bridge.otlp.client import TRACES, Upstream, UpstreamSettings, Verdict
 from session_bridge.store.export_log import LogEntry
+
+if TYPE_CHECKING:
+    from session_bridge.otlp.client import UpstreamSettings
+
+# The OTLP client (and gRPC, ~20 MB) is imported by the first `otlp` exporter: the export
+# process of a bridge without one never loads it.
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,13 @@ class OtlpExporter(Exporter):
     request_overhead = 16 * 1024  # resources and scopes around the spans
 
     def __init__(self, config: OtlpExporterConfig) -> None:
+        from session_bridge.otlp import client
+
         self.name = config.label
         self.max_request_bytes = int(config.max_batch_size)
         self.settings = upstream_settings(config)
-        self._upstream = Upstream(self.settings)
+        self._client = client
+        self._upstream = client.Upstream(self.settings)
 
     def describe(self) -> str:
         return f"{self.name}: {self.settings.describe()}"
@@ -67,17 +75,18 @@ class OtlpExporter(Exporter):
         return [Unit(resolved_span(e), [e]) for e in entries]
 
     def send(self, units: Sequence[Unit]) -> SendResult:
-        answer = self._upstream.export(TRACES, _request(units).SerializeToString())
+        verdict = self._client.Verdict
+        answer = self._upstream.export(self._client.TRACES, _request(units).SerializeToString())
         failure = Failure(answer.status, answer.message)
         everything = list(range(len(units)))
-        if answer.verdict is Verdict.OK:
+        if answer.verdict is verdict.OK:
             _warn_partial(answer.body, self.name)
             return SendResult()
-        if answer.verdict is Verdict.RETRY:
+        if answer.verdict is verdict.RETRY:
             return SendResult(retry=everything, problem=failure, retry_after_s=answer.retry_after_s)
-        if answer.verdict is Verdict.BLOCKED:
+        if answer.verdict is verdict.BLOCKED:
             return SendResult(blocked=failure)
-        if answer.verdict is Verdict.TOO_LARGE and len(units) > 1:
+        if answer.verdict is verdict.TOO_LARGE and len(units) > 1:
             half = len(units) // 2
             first, second = self.send(units[:half]), self.send(units[half:])
             if first.blocked or second.blocked or first.retry or second.retry:
@@ -156,6 +165,8 @@ def _warn_partial(body: bytes, name: str) -> None:
 
 def upstream_settings(config: OtlpExporterConfig) -> UpstreamSettings:
     """Where and how an `otlp` exporter sends."""
+    from session_bridge.otlp.client import UpstreamSettings
+
     return UpstreamSettings(
         endpoint=config.endpoint.rstrip("/"),
         grpc=config.protocol == "grpc",

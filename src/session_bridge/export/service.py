@@ -6,17 +6,19 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from session_bridge.export.config import ExporterCommon, create_exporter
 from session_bridge.export.otlp import OtlpExporterConfig
 from session_bridge.export.otlp import upstream_settings as upstream_settings_of
 from session_bridge.export.runner import ExporterRunner
-from session_bridge.otlp.client import UpstreamSettings
 from session_bridge.store.config import StorageConfig
 from session_bridge.store.export_log import ExportLog
 from session_bridge.store.factory import open_export_log
 from session_bridge.telemetry import ExporterMetrics
+
+if TYPE_CHECKING:
+    from session_bridge.otlp.client import UpstreamSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-import grpc
 from google.rpc import code_pb2
+
+if TYPE_CHECKING:
+    import grpc
 
 # (gRPC code, HTTP status). Reading HTTP -> gRPC, the first row naming a status wins;
 # reading gRPC -> HTTP, the first row naming a code wins.
@@ -52,7 +55,8 @@ def code_for_http(status: int) -> int:
 
 def http_for_code(code: int | grpc.StatusCode) -> int:
     """The HTTP status for a gRPC code (500 for the codes the table does not name)."""
-    value: int = code.value[0] if isinstance(code, grpc.StatusCode) else code
+    # a grpc.StatusCode's value is (code, name); this module does not load gRPC itself
+    value: int = code if isinstance(code, int) else code.value[0]
     return _HTTP_BY_CODE.get(value, 500)
 
 
