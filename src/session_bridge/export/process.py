@@ -48,10 +48,12 @@ STATUS_INTERVAL_S = 0.1
 _START_TIMEOUT_S = 60.0
 _RESTART_DELAY_S = 1.0  # do not spin if it dies again at once
 _PR_SET_PDEATHSIG = 1
-# the map workers' nice value beside an export process: measured on 2 cores, spans reached
-# the ingestion endpoint during a load at 5.4k/s with 0 and 8.6k/s with 5, ingest 23k/s
-# and 22k/s
-EXPORT_PROCESS_NICE = 5
+# the map workers' nice value beside an export process. Spans reaching the ingestion
+# endpoint per second during a load on 2 cores (SQLite, OTLP/HTTP, single runs): nice 0
+# 5.4k; 5: 8.6k, 6.7k, 7.5k; 10: 9.2k; 19: 8.9k, 10.0k; ingest alone meanwhile went from
+# 23k (0) to 14-15k (19). Past 10 the workers would also yield to everything else on the
+# machine for little more.
+EXPORT_PROCESS_NICE = 10
 
 
 @dataclass(frozen=True)
