@@ -73,3 +73,24 @@ def new_schema_name() -> str:
 def drop_schema(dsn: str, schema: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def copy_into_older_schema(dsn: str, source: str, target: str) -> None:
+    """Copy the store's tables from `source` into `target`, a schema an older release
+    made: only the columns `target` has (later migrations add some)."""
+    with psycopg.connect(dsn) as conn:
+        for table in ("resources", "spans", "traces", "sessions"):
+            names = sql.SQL(", ").join(
+                sql.Identifier(str(name))
+                for (name,) in conn.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                    (target, table),
+                )
+            )
+            conn.execute(
+                sql.SQL("INSERT INTO {}.{} ({}) SELECT {} FROM {}.{}").format(
+                    sql.Identifier(target), sql.Identifier(table), names, names,
+                    sql.Identifier(source), sql.Identifier(table),
+                )
+            )  # fmt: skip

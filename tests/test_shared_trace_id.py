@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from psycopg import sql
 
 from session_bridge.store import pg_schema
 from session_bridge.store import sqlite as sqlite_store
@@ -282,27 +281,7 @@ def test_a_postgres_schema_of_migration_1_is_migrated_and_keeps_its_data(
             previous_release.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:1])
             previous_release.setattr(pg_schema, "LATEST", 1)
             assert migrate_schema(PostgresSettings(pg_dsn, old)) == [1]
-        with psycopg.connect(pg_dsn) as conn:
-            for table in ("resources", "spans", "traces", "sessions"):
-                # the previous release's columns (later migrations add some)
-                names = sql.SQL(", ").join(
-                    sql.Identifier(str(name))
-                    for (name,) in conn.execute(
-                        "SELECT column_name FROM information_schema.columns"
-                        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                        (old, table),
-                    )
-                )
-                conn.execute(
-                    sql.SQL("INSERT INTO {}.{} ({}) SELECT {} FROM {}.{}").format(
-                        sql.Identifier(old),
-                        sql.Identifier(table),
-                        names,
-                        names,
-                        sql.Identifier(written),
-                        sql.Identifier(table),
-                    )
-                )
+        pg.copy_into_older_schema(pg_dsn, written, old)
         migrated = RunningBridge(_config(tmp_path / "o", pg_dsn=pg_dsn, schema=old))
         try:
             assert_acme_untouched(migrated, before)

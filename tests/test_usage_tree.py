@@ -21,11 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 
 from session_bridge.mapping.mapper import map_request
 from session_bridge.model import EventType, LlmUsage, SpanRecord
@@ -380,22 +378,7 @@ def test_a_postgres_schema_of_migration_3_is_migrated_and_recounted_when_written
             previous_release.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:3])
             previous_release.setattr(pg_schema, "LATEST", 3)
             assert migrate_schema(PostgresSettings(pg_dsn, old)) == [1, 2, 3]
-        with psycopg.connect(pg_dsn) as conn:
-            for table in ("resources", "spans", "traces", "sessions"):
-                names = sql.SQL(", ").join(
-                    sql.Identifier(str(name))
-                    for (name,) in conn.execute(
-                        "SELECT column_name FROM information_schema.columns"
-                        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                        (old, table),
-                    )
-                )
-                conn.execute(
-                    sql.SQL("INSERT INTO {}.{} ({}) SELECT {} FROM {}.{}").format(
-                        sql.Identifier(old), sql.Identifier(table), names, names,
-                        sql.Identifier(written), sql.Identifier(table),
-                    )
-                )  # fmt: skip
+        pg.copy_into_older_schema(pg_dsn, written, old)
         migrated = PostgresStore(PostgresSettings(pg_dsn, old))
         try:
             assert migrated.applied_migrations == [4, 5]
