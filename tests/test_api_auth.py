@@ -5,6 +5,7 @@ ingestion auth (required / optional / off) filing spans under the sender's proje
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -364,3 +365,22 @@ auth:
     )
     assert config.auth.api_keys[0].secret_key_sha256 == "A" * 64
     assert parse("").receivers.otlp.auth == "optional" and parse("").auth.api_keys == []
+
+
+@contextlib.contextmanager
+def two_project_bridge(request: pytest.FixtureRequest, folder: Path) -> Iterator[RunningBridge]:
+    """A bridge with `KEYS` and one session in each project: acme-1 and globex-1."""
+    with scenario.running_bridge(request, folder, "sqlite", auth={"api_keys": KEYS}) as bridge:
+        send_with(
+            bridge,
+            "http",
+            ACME_BASIC,
+            scenario.Session("acme-1", 0, [scenario.agent("a", 0, 5, [])]),
+        )
+        send_with(
+            bridge,
+            "http",
+            GLOBEX_BEARER,
+            scenario.Session("globex-1", 0, [scenario.agent("g", 0, 5, [])]),
+        )
+        yield bridge

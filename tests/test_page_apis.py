@@ -14,7 +14,11 @@ from session_bridge.api.span_tree import plain
 from session_bridge.api.usage import bucket_seconds
 from tests import agent_scenario as scenario
 from tests.conftest import RunningBridge
-from tests.test_api_auth import ACME_BASIC, ACME_BEARER, GLOBEX_BEARER, KEYS, send_with
+from tests.test_api_auth import (
+    ACME_BEARER,
+    GLOBEX_BEARER,
+    two_project_bridge,
+)
 
 SPANS = "/api/projects/default/sessions/{}/spans"
 
@@ -170,16 +174,8 @@ def test_bucket_widths_are_round() -> None:
 def keyed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningBridge]:
-    with scenario.running_bridge(
-        request, tmp_path_factory.mktemp("keyed-page"), "sqlite", auth={"api_keys": KEYS}
-    ) as running:
-        send_with(
-            running,
-            "http",
-            ACME_BASIC,
-            scenario.Session("acme-1", 0, [scenario.agent("a", 0, 5, [])]),
-        )
-        yield running
+    with two_project_bridge(request, tmp_path_factory.mktemp("keyed-page")) as bridge:
+        yield bridge
 
 
 def test_projects_are_those_the_key_may_read(keyed: RunningBridge, bridge: RunningBridge) -> None:

@@ -24,7 +24,10 @@ from selenium.webdriver.remote.webelement import WebElement
 from tests import agent_scenario as scenario
 from tests.browser import chromium, one, texts, wait_for
 from tests.conftest import REPO, RunningBridge, sdk_provider
-from tests.test_api_auth import ACME_BASIC, ACME_SECRET, GLOBEX_BEARER, KEYS, send_with
+from tests.test_api_auth import (
+    ACME_SECRET,
+    two_project_bridge,
+)
 
 FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
 VENDORED = ("vendor/uplot/uPlot.iife.min.js", "vendor/uplot/uPlot.min.css")
@@ -656,21 +659,7 @@ def test_new_sessions_appear_without_a_reload(
 def keyed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningBridge]:
-    with scenario.running_bridge(
-        request, tmp_path_factory.mktemp("keyed-ui"), "sqlite", auth={"api_keys": KEYS}
-    ) as bridge:
-        send_with(
-            bridge,
-            "http",
-            ACME_BASIC,
-            scenario.Session("acme-1", 0, [scenario.agent("a", 0, 5, [])]),
-        )
-        send_with(
-            bridge,
-            "http",
-            GLOBEX_BEARER,
-            scenario.Session("globex-1", 0, [scenario.agent("g", 0, 5, [])]),
-        )
+    with two_project_bridge(request, tmp_path_factory.mktemp("keyed-ui")) as bridge:
         yield bridge
 
 
