@@ -129,20 +129,11 @@ def add_records_usage(
     for record in carriers:
         llm = record.llm
         assert llm is not None  # a carrier
-        rollup.request_count += 1
-        rollup.input_tokens += llm.input_tokens
-        rollup.output_tokens += llm.output_tokens
-        rollup.cache_read_tokens += llm.cache_read_tokens
-        rollup.cache_creation_tokens += llm.cache_creation_tokens
-        rollup.reasoning_tokens += llm.reasoning_tokens
-        if record.cost_usd is None:
-            rollup.unpriced_count += 1
-        else:
-            rollup.cost_nano_usd += round(record.cost_usd * NANO_USD)
-        if llm.model:
-            models.add(llm.model)
-        if llm.provider:
-            providers.add(llm.provider)
+        _add_call(
+            rollup, models, providers, llm.model, llm.provider, llm.input_tokens,
+            llm.output_tokens, llm.cache_read_tokens, llm.cache_creation_tokens,
+            llm.reasoning_tokens, record.cost_usd,
+        )  # fmt: skip
     rollup.models = rollup.models | models
     rollup.providers = rollup.providers | providers
 
@@ -157,23 +148,45 @@ def sum_usage(counted: Sequence[UsageSpan]) -> Rollup:
     models: set[str] = set()
     providers: set[str] = set()
     for span in counted:
-        rollup.request_count += 1
-        rollup.input_tokens += span.input_tokens or 0
-        rollup.output_tokens += span.output_tokens or 0
-        rollup.cache_read_tokens += span.cache_read_tokens or 0
-        rollup.cache_creation_tokens += span.cache_creation_tokens or 0
-        rollup.reasoning_tokens += span.reasoning_tokens or 0
-        if span.cost_usd is None:
-            rollup.unpriced_count += 1
-        else:
-            rollup.cost_nano_usd += round(span.cost_usd * NANO_USD)
-        if span.model:
-            models.add(span.model)
-        if span.provider:
-            providers.add(span.provider)
+        _add_call(
+            rollup, models, providers, span.model, span.provider, span.input_tokens or 0,
+            span.output_tokens, span.cache_read_tokens, span.cache_creation_tokens,
+            span.reasoning_tokens, span.cost_usd,
+        )  # fmt: skip
     rollup.models = frozenset(models)
     rollup.providers = frozenset(providers)
     return rollup
+
+
+def _add_call(
+    rollup: Rollup,
+    models: set[str],
+    providers: set[str],
+    model: str | None,
+    provider: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_creation_tokens: int,
+    reasoning_tokens: int,
+    cost_usd: float | None,
+) -> None:
+    """Count one model call whose usage counts: its tokens, its cost (or that it has
+    none), its model and provider."""
+    rollup.request_count += 1
+    rollup.input_tokens += input_tokens
+    rollup.output_tokens += output_tokens
+    rollup.cache_read_tokens += cache_read_tokens
+    rollup.cache_creation_tokens += cache_creation_tokens
+    rollup.reasoning_tokens += reasoning_tokens
+    if cost_usd is None:
+        rollup.unpriced_count += 1
+    else:
+        rollup.cost_nano_usd += round(cost_usd * NANO_USD)
+    if model:
+        models.add(model)
+    if provider:
+        providers.add(provider)
 
 
 def counted_records(records: Iterable[SpanRecord]) -> set[tuple[bytes, bytes]]:
