@@ -28,7 +28,6 @@ from session_bridge.api.ui import install_ui
 from session_bridge.api.usage import usage_router
 from session_bridge.config import BridgeConfig
 from session_bridge.enrich.client_address import ClientAddressResolver
-from session_bridge.enrich.stage import Enricher
 from session_bridge.export.process import EXPORT_PROCESS_NICE, ExportProcess, ExportSettings
 from session_bridge.export.service import Exports, ExportService, upstream_settings
 from session_bridge.ingest.pipeline import IngestPipeline, LocalPreparer, Preparer
@@ -200,6 +199,8 @@ class Bridge:
             self.enrich_description = await asyncio.to_thread(pool.start)
             preparer = pool
         else:
+            from session_bridge.enrich.stage import Enricher  # megabytes of data: only here
+
             enricher = Enricher(cfg, metrics)
             self.enrich_description = enricher.describe()
             preparer = LocalPreparer(enricher, ingestion_events=events)

@@ -12,11 +12,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _FORWARDED_FOR = re.compile(r'for="?\[?([^\]";,]+)\]?(?::\d+)?"?', re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the receiver knows about the OTLP request itself."""
+
+    client_ip: str | None = None
 
 
 class ClientAddressResolver:

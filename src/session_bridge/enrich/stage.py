@@ -10,10 +10,10 @@ LLM call without a sender-reported cost gets an estimate. Every lookup is cached
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from session_bridge.enrich.client_address import RequestInfo
 from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
 from session_bridge.enrich.geoip import GeoIpLookup
 from session_bridge.enrich.pricing import ModelPrice, PriceBook
@@ -41,13 +41,6 @@ class EnrichSections(Protocol):
     def pricing(self) -> PricingConfig: ...
     @property
     def privacy(self) -> PrivacyConfig: ...
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """What the receiver knows about the OTLP request itself."""
-
-    client_ip: str | None = None
 
 
 class Enricher:

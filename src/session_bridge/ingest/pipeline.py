@@ -12,14 +12,16 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from session_bridge.enrich.stage import Enricher
 from session_bridge.ingest.prepare import PreparedRequest, RawRequest, decode, prepare
 from session_bridge.otlp.codec import DecodeFailure
 from session_bridge.store.base import NeedsRecords, WriteResult, is_transient
 from session_bridge.store.writer import GroupCommitWriter
 from session_bridge.telemetry import BridgeMetrics
+
+if TYPE_CHECKING:
+    from session_bridge.enrich.stage import Enricher
 
 log = logging.getLogger(__name__)
 

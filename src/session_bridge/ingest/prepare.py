@@ -9,15 +9,19 @@ building them: `mapping.langfuse_events`). It runs in the receiving process, or,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from session_bridge.enrich.stage import Enricher, RequestInfo
+from session_bridge.enrich.client_address import RequestInfo
 from session_bridge.mapping.langfuse_events import add_ingestion_events
 from session_bridge.mapping.mapper import map_request
 from session_bridge.otlp.codec import BodyFormat, parse
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import WriteBatch
+
+if TYPE_CHECKING:  # the enrichers load megabytes of data: only the processes that map need them
+    from session_bridge.enrich.stage import Enricher
 
 
 @dataclass(frozen=True, slots=True)

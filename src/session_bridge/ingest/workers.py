@@ -39,12 +39,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from session_bridge.children import PICKLE as _PICKLE
 from session_bridge.children import child_settings, start_child
 from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
-from session_bridge.enrich.stage import Enricher
 from session_bridge.ingest.pipeline import RetryableError
 from session_bridge.ingest.prepare import PreparedRequest, RawRequest, prepare
 from session_bridge.logs import LogConfig
@@ -54,6 +53,9 @@ from session_bridge.rollup.rollup import Rollup, rollup_values
 from session_bridge.store.base import WriteBatch
 from session_bridge.store.sqlite import batch_tables, trace_rows
 from session_bridge.telemetry import BridgeMetrics, mark_process_dead
+
+if TYPE_CHECKING:  # imported by the worker itself: the bridge process never enriches
+    from session_bridge.enrich.stage import Enricher
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +304,8 @@ class WorkerSettings:
 
 
 def _worker_main(fd: int) -> None:
+    from session_bridge.enrich.stage import Enricher
+
     conn, settings = child_settings(fd)
     config: WorkerSettings = settings
     if config.nice:

@@ -12,10 +12,10 @@ the bundled price data knows the model, else there is none.
 from __future__ import annotations
 
 import functools
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from genai_prices.data import providers as _bundled_providers
-from genai_prices.data_snapshot import DataSnapshot
+if TYPE_CHECKING:
+    from genai_prices.data_snapshot import DataSnapshot
 
 # Agent frameworks, orchestration libraries and gateways that write their own name where
 # the provider belongs. Lowercase.
@@ -93,5 +93,10 @@ def provider_of_model(model: str) -> str | None:
 
 @functools.cache
 def _snapshot() -> DataSnapshot:
+    # loaded on first use: the price data is megabytes, and the processes that never map
+    # spans (the bridge beside its map workers, the export process) never need it
+    from genai_prices.data import providers
+    from genai_prices.data_snapshot import DataSnapshot
+
     # the bundled data only: no update from the network, the same answer every run
-    return DataSnapshot(providers=_bundled_providers, from_auto_update=False)
+    return DataSnapshot(providers=providers, from_auto_update=False)

@@ -21,10 +21,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from session_bridge.enrich.client_address import (
     ClientAddressResolver,
+    RequestInfo,
     grpc_peer_address,
     header,
 )
-from session_bridge.enrich.stage import RequestInfo
 from session_bridge.ingest.pipeline import IngestPipeline, RetryableError
 from session_bridge.ingest.prepare import RawRequest
 from session_bridge.otlp.codec import BodyFormat, DecodeFailure

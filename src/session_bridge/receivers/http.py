@@ -16,8 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from session_bridge.enrich.client_address import ClientAddressResolver
-from session_bridge.enrich.stage import RequestInfo
+from session_bridge.enrich.client_address import ClientAddressResolver, RequestInfo
 from session_bridge.ingest.pipeline import IngestPipeline, RetryableError
 from session_bridge.ingest.prepare import RawRequest
 from session_bridge.otlp.codec import DecodeFailure, encode
