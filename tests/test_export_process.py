@@ -14,12 +14,32 @@ from pathlib import Path
 import httpx
 import psycopg
 import psycopg.sql
+import pytest
 
+from session_bridge.server import ProcessPlan, process_plan
 from tests.export_helpers import Turn, eventually, request_of, turn
 from tests.ingestion_server import IngestionServer
 from tests.test_replicas import PROTO, BridgeProcess
 
 EXPORT_MODULE = "session_bridge.export.process"
+MAP_WORKER_MODULE = "session_bridge.ingest.workers"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("workers", "exporting", "plan"),
+    [
+        (1, True, ProcessPlan(map_workers=0, export_process=False)),
+        (1, False, ProcessPlan(map_workers=0, export_process=False)),
+        (2, True, ProcessPlan(map_workers=1, export_process=True)),
+        (2, False, ProcessPlan(map_workers=2, export_process=False)),
+        (8, True, ProcessPlan(map_workers=7, export_process=True)),
+    ],
+)
+def test_the_workers_share_the_cores_with_the_export_process(
+    workers: int, exporting: bool, plan: ProcessPlan
+) -> None:
+    assert process_plan(workers, exporting=exporting) == plan
 
 
 def _start(
@@ -46,15 +66,20 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _export_process(bridge: BridgeProcess) -> int | None:
+def _children_running(bridge: BridgeProcess, module: str) -> list[int]:
+    found = []
     for child in _children(bridge.process.pid):
         try:
             with open(f"/proc/{child}/cmdline", "rb") as f:
-                if EXPORT_MODULE.encode() in f.read():
-                    return child
+                if module.encode() in f.read():
+                    found.append(child)
         except FileNotFoundError:
             continue
-    return None
+    return found
+
+
+def _export_process(bridge: BridgeProcess) -> int | None:
+    return next(iter(_children_running(bridge, EXPORT_MODULE)), None)
 
 
 def _alive(pid: int) -> bool:
@@ -84,6 +109,8 @@ def test_the_export_process_delivers_events_built_from_the_stored_spans(
     bridge = _start(tmp_path, server)
     try:
         assert _export_process(bridge) is not None
+        # `--workers 2`: the export process is one of the two, the other maps
+        assert len(_children_running(bridge, MAP_WORKER_MODULE)) == 1
         turns = [turn(f"sess-{i % 3}", index=i) for i in range(12)]
         for i in range(0, 12, 4):
             assert _post(bridge, turns[i : i + 4]).status_code == 200

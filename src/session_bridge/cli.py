@@ -80,7 +80,7 @@ def _announce(
     storage: str,
     enrich: list[str],
     data_dir: Path,
-    workers: int,
+    map_workers: int,
     exports: list[str] | None = None,
     open_to_network: list[str] | None = None,
 ) -> None:
@@ -88,7 +88,7 @@ def _announce(
     warning = [f"  WARNING       no API keys, and listening beyond this machine: {exposed}"]
     lines = [
         f"otel-session-bridge {__version__} is running"
-        + (f" ({workers} map workers)" if workers > 1 else ""),
+        + (f" ({map_workers} map worker{'s' if map_workers > 1 else ''})" if map_workers else ""),
         f"  OTLP/gRPC     {endpoints.grpc or 'disabled'}"
         + (f" ({endpoints.grpc_tls})" if endpoints.grpc_tls else ""),
         f"  OTLP/HTTP     {endpoints.http}/v1/traces",
@@ -110,7 +110,7 @@ def _announce(
             "http": endpoints.http,
             "data_dir": str(data_dir),
             "storage": storage,
-            "workers": workers,
+            "map_workers": map_workers,
         },
     )
 
@@ -131,7 +131,7 @@ async def _serve(bridge: Bridge) -> None:
         bridge.storage_description,
         bridge.enrich_description,
         bridge.data_dir,
-        bridge.config.receivers.otlp.workers,
+        bridge.processes.map_workers,
         exports,
         bridge.open_to_network,
     )

@@ -142,6 +142,26 @@ def build_app(
     return app
 
 
+@dataclass(frozen=True)
+class ProcessPlan:
+    """The processes that share a bridge's CPU work, beside the bridge process itself."""
+
+    map_workers: int  # map worker processes (0: the bridge process maps)
+    export_process: bool  # the exporters run in a process of their own
+
+
+def process_plan(workers: int, *, exporting: bool) -> ProcessPlan:
+    """`receivers.otlp.workers` processes share the work of ingest and export, one per core
+    by default: with exporters, one of them is the export process and the others map
+    (measured on 2 cores: one map worker beside the export process delivers as fast as
+    two, in 85 MB less). `workers: 1`: the bridge process does it all, in threads."""
+    if workers <= 1:
+        return ProcessPlan(map_workers=0, export_process=False)
+    if exporting:
+        return ProcessPlan(map_workers=workers - 1, export_process=True)
+    return ProcessPlan(map_workers=workers, export_process=False)
+
+
 class Bridge:
     """One running bridge: start() binds and serves, stop() drains and closes."""
 
@@ -154,6 +174,9 @@ class Bridge:
         self._retention: RetentionWorker | None = None
         self._pipeline: IngestPipeline | None = None
         self.exports: Exports | None = None
+        self.processes = process_plan(
+            config.receivers.otlp.workers, exporting=bool(config.exporters)
+        )
         self._passthrough: Passthrough | None = None
         self.enrich_description: list[str] = []
         self._grpc: grpc.aio.Server | None = None
@@ -175,8 +198,9 @@ class Bridge:
             self._retention = RetentionWorker(store, cfg.storage.retention)
             self._retention.start()
         metrics = BridgeMetrics()
+        plan = self.processes
         # before the receivers: every committed span is in every exporter's queue
-        if cfg.exporters and otlp.workers > 1:  # a core of their own, as the map workers
+        if plan.export_process:
             shared_store = not backend(cfg.storage).exclusive_data_dir
             exporting = ExportSettings(
                 cfg.exporters, cfg.storage, self.data_dir, cfg.log, events_at_ingest=shared_store
@@ -190,12 +214,12 @@ class Bridge:
             self.exports.start()
         preparer: Preparer
         events = self.exports is not None and self.exports.wants_ingestion_events
-        if otlp.workers > 1:
+        if plan.map_workers:
             # with an export process, the map workers yield it the CPU: spans are delivered
             # as fast as they come, instead of ingest outrunning export into a backlog
             nice = EXPORT_PROCESS_NICE if isinstance(self.exports, ExportProcess) else 0
             mapping = worker_settings(cfg, ingestion_events=events, nice=nice)
-            pool = MapWorkerPool(mapping, otlp.workers)
+            pool = MapWorkerPool(mapping, plan.map_workers)
             self.enrich_description = await asyncio.to_thread(pool.start)
             preparer = pool
         else:
