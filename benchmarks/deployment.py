@@ -150,6 +150,16 @@ class Deployment:
     def ticks(self) -> int:
         return sum(w.total_ticks() for w in self.watchers)
 
+    def ticks_by_role(self) -> dict[str, int]:
+        """CPU ticks so far of the replicas' processes, summed per `processes.role`."""
+        out: dict[str, int] = {}
+        for w in self.watchers:
+            w.sample()
+            for pid, ticks in w.ticks.items():
+                name = w.roles.get(pid, "bridge")
+                out[name] = out.get(name, 0) + ticks
+        return out
+
     def peak_rss(self) -> tuple[float, int]:
         """Sum of VmHWM over every process seen in the replicas' trees, in MB; how many."""
         for w in self.watchers:

@@ -112,15 +112,26 @@ def cpu_jiffies() -> list[int]:
     return [v[0] + v[1] + v[2], v[5] + v[6], v[7], sum(v)]
 
 
+# a bridge's child processes, by the module they run (the rest: the bridge process)
+ROLES = {"session_bridge.export.process": "export", "session_bridge.ingest.workers": "map"}
+
+
+def role(pid: int) -> str:
+    """What a process of a bridge's tree does: `bridge`, `map` (a map worker) or `export`."""
+    cmdline = _read(f"/proc/{pid}/cmdline") or ""
+    return next((name for module, name in ROLES.items() if module in cmdline), "bridge")
+
+
 class ProcessWatcher:
     """Samples a process tree: peak RSS per pid (VmHWM), the peak of the tree's summed PSS,
-    and CPU ticks per pid."""
+    and CPU ticks and role (`role`) per pid."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.hwm: dict[int, int] = {}
         self.peak_pss = 0
         self.ticks: dict[int, int] = {}
+        self.roles: dict[int, str] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -131,6 +142,8 @@ class ProcessWatcher:
             for p in descendants(self.pid):
                 hwm = vm_hwm_kb(p)
                 if hwm is not None:
+                    if p not in self.roles:
+                        self.roles[p] = role(p)
                     self.hwm[p] = max(self.hwm.get(p, 0), hwm)
                     self.ticks[p] = max(self.ticks.get(p, 0), cpu_ticks(p))
                     pss += pss_kb(p) or 0

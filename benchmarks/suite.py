@@ -86,6 +86,7 @@ def end_to_end(
     dep = deployment(children, workdir, args, backend=backend, replicas=replicas)
     try:
         ticks0 = dep.ticks()
+        roles0 = dep.ticks_by_role()
         done = deliver(
             dep, transport, args.seconds, args.max_requests or 10_000_000, args.concurrency,
             args.seed, args.drain_timeout,
@@ -94,6 +95,7 @@ def end_to_end(
         if acked == 0:
             raise BenchError(f"no span acknowledged: {result['errors']}")
         ticks1 = dep.ticks()
+        roles1 = dep.ticks_by_role()
         rss, procs = dep.peak_rss()
         elapsed = stats["last_at"] - done.started_at
         detail = {
@@ -107,6 +109,11 @@ def end_to_end(
             "requests_to_sink": stats["requests"],
             "sustained_spans_per_s": round(done.sustained_spans_per_s or 0.0, 1),
             "peak_pss_mb": dep.peak_pss_mb(),
+            # where the CPU went: the bridge process(es), the map workers, the export processes
+            "cpu_us_per_span_by_role": {
+                name: round((roles1[name] - roles0.get(name, 0)) / CLK_TCK * 1e6 / acked, 1)
+                for name in sorted(roles1)
+            },
         }
         row = Row(section, name, transport, peak_rss_mb=rss, processes=procs, detail=detail)
         cpu_s = (ticks1 - ticks0) / CLK_TCK
@@ -350,6 +357,9 @@ def format_report(rows: list[Row]) -> str:
                     check += f", sustained {d['sustained_spans_per_s']:,.0f}/s"
                 if d.get("peak_pss_mb"):
                     check += f", PSS {d['peak_pss_mb']:.0f} MB"
+                by_role = d.get("cpu_us_per_span_by_role") or {}
+                if by_role:
+                    check += ", us/span " + " ".join(f"{k} {v:.0f}" for k, v in by_role.items())
         else:
             check = f"p99 {d['p99_ms']:.0f} ms, other CPU {d['other_cpu_pct']:.0f}%"
         if d.get("requests_failed"):
@@ -377,7 +387,8 @@ def format_report(rows: list[Row]) -> str:
         "  second while the load ran, from its first delivery (without the fixed latency of",
         "  the settle delay and the last flush, which first -> last includes).",
         "CPU us/span: the bridge tree(s)' CPU time per acknowledged span (end to end: from the",
-        "  first request until the last span reached the sink).",
+        "  first request until the last span reached the sink); end-to-end rows split it by",
+        "  process role: the bridge process(es), the map workers, the export process(es).",
         "peak RSS: sum of VmHWM over every process of the bridge tree(s) (bridge, map workers,",
         "  export process, all replicas); PSS (end to end): the peak of the trees' summed PSS,",
         "  each shared page counted once; CPU%: the bridge tree(s) while loaded, 100 = one core;",

@@ -5,6 +5,7 @@ requests of 512 spans. Checks that the command runs and counts right, not how fa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,4 +26,9 @@ def test_the_suite_measures_end_to_end_and_checks_every_span_arrived(tmp_path: P
     assert detail["acknowledged"] == detail["delivered"] == 2 * 512
     assert detail["requests_failed"] == 0
     assert row["spans_per_s"] > 0 and row["peak_rss_mb"] > 0
+    # the CPU split by process: the bridge, and on 2 cores or more its map worker(s) and
+    # its export process
+    several = len(os.sched_getaffinity(0)) > 1
+    roles = {"bridge", "map", "export"} if several else {"bridge"}
+    assert set(detail["cpu_us_per_span_by_role"]) == roles
     assert "end to end, SQLite" in done.stdout
