@@ -61,10 +61,8 @@ _LEVELS = {
 _LEVEL_KEY = ("langfuse.observation.level",)
 _TYPE_KEY = ("langfuse.observation.type",)
 # (key, parameter name) of each `gen_ai.request.*` / `llm.invocation_parameters.*` key,
-# found in the span's joined keys in one scan
-_PARAMETER_KEY = re.compile(
-    r"^((?:gen_ai\.request\.|llm\.invocation_parameters\.)([^\n]+))$", re.MULTILINE
-)
+# found in the span's joined keys (`RawSpan.key_text`) in one scan
+_PARAMETER_KEY = re.compile(r"\n((?:gen_ai\.request\.|llm\.invocation_parameters\.)([^\n]+))")
 _PARAMETER_OBJECT_KEYS = ("langfuse.observation.model.parameters", "llm.invocation_parameters")
 _ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
 _MAX_NAME = 1000
