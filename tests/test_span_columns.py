@@ -58,6 +58,17 @@ def test_the_row_codecs_are_the_declared_columns() -> None:
     assert read.response_id == "r" and read.otlp_span == b"x"
 
 
+def test_a_stored_span_reads_back_field_by_field() -> None:
+    # every field a value of its own: `span_from_row` builds records positionally
+    llm = LlmUsage("prov", "mod", 11, 12, 13, 14, 15)
+    span = SpanRecord(os.urandom(16), os.urandom(8), os.urandom(8), "name", 3, 100, 200, 2,
+                      "status", EventType.LLM_CALL, True, "svc", "env", "sess", "user",
+                      llm=llm, cost_usd=0.5, scope_name="scope", otlp_span=b"span",
+                      resource_key=b"res", response_id="resp")  # fmt: skip
+    row = dict(zip(columns.SPAN_WRITE_COLUMNS, columns.span_values(span, "p", "sess"), strict=True))
+    assert columns.span_from_row([row[c] for c in columns.SPAN_COLUMNS]) == span
+
+
 def test_the_downstream_record_carries_every_column() -> None:
     fields = set(SpanRecordProto.DESCRIPTOR.fields_by_name)
     llm_fields = set(LlmUsageRecord.DESCRIPTOR.fields_by_name)

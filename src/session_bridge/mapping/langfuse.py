@@ -122,12 +122,17 @@ def fold_trace(fields: Sequence[dict[str, Any]], resource: dict[str, Any]) -> La
         tags=sorted({tag for f in fields for tag in f.get("tags", ())}),
         public=any(f.get("public") for f in fields),
         release=_text(first("release") or resource.get(RELEASE_KEYS[0])),
-        version=_text(
-            first("version")
-            or next((resource[k] for k in RESOURCE_VERSION_KEYS if k in resource), None)
-        ),
+        version=_text(first("version") or resource_version(resource)),
         metadata=metadata or None,
     )
+
+
+def resource_version(resource: dict[str, Any]) -> Any:
+    """The version a resource names: its first of `RESOURCE_VERSION_KEYS` (None: none)."""
+    for key in RESOURCE_VERSION_KEYS:
+        if key in resource:
+            return resource[key]
+    return None
 
 
 def _tags(span: RawSpan) -> list[str]:

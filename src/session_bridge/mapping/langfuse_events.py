@@ -32,9 +32,9 @@ from typing import Any
 import orjson
 
 from session_bridge.mapping.langfuse import (
-    RESOURCE_VERSION_KEYS,
     VERSION_KEYS,
     fold_trace,
+    resource_version,
     trace_fields,
 )
 from session_bridge.mapping.mapper import MappedRequest
@@ -61,10 +61,8 @@ _LEVELS = {
 _LEVEL_KEY = ("langfuse.observation.level",)
 _TYPE_KEY = ("langfuse.observation.type",)
 # (key, parameter name) of each `gen_ai.request.*` / `llm.invocation_parameters.*` key,
-# found in the span's joined keys in one scan
-_PARAMETER_KEY = re.compile(
-    r"^((?:gen_ai\.request\.|llm\.invocation_parameters\.)([^\n]+))$", re.MULTILINE
-)
+# found in the span's joined keys (`RawSpan.key_text`) in one scan
+_PARAMETER_KEY = re.compile(r"\n((?:gen_ai\.request\.|llm\.invocation_parameters\.)([^\n]+))")
 _PARAMETER_OBJECT_KEYS = ("langfuse.observation.model.parameters", "llm.invocation_parameters")
 _ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
 _MAX_NAME = 1000
@@ -114,13 +112,14 @@ def observation_event(
     inputs, outputs = io if io is not None else span_io(raw)
     trace_hex = span.trace_id.hex()
     span_hex = span.span_id.hex()
+    ended = iso_from_ns(span.end_ns)  # also the envelope's timestamp
     body: dict[str, Any] = {
         "id": span_hex,
         "traceId": trace_hex,
         "parentObservationId": span.parent_span_id.hex() if span.parent_span_id else None,
         "name": span.name[:_MAX_NAME],
         "startTime": iso_from_ns(span.start_ns),
-        "endTime": iso_from_ns(span.end_ns) if kind != "event-create" else None,
+        "endTime": ended if kind != "event-create" else None,
         "level": _level(span, raw),
         "statusMessage": span.status_message or None,
         "input": inputs,
@@ -136,7 +135,7 @@ def observation_event(
     }
     if kind == "generation-create":
         body.update(_generation(span, raw))
-    return envelope(f"{kind}:{trace_hex}:{span_hex}", kind, span.end_ns, _compact(body))
+    return envelope(f"{kind}:{trace_hex}:{span_hex}", kind, ended, _compact(body))
 
 
 @functools.lru_cache(maxsize=256)
@@ -232,7 +231,7 @@ def _level(span: SpanRecord, raw: RawSpan) -> str:
 def _version(raw: RawSpan) -> str | None:
     value = raw.first(VERSION_KEYS)
     if value is None:
-        value = next((raw.resource[k] for k in RESOURCE_VERSION_KEYS if k in raw.resource), None)
+        value = resource_version(raw.resource)
     return None if value is None else str(value)
 
 
@@ -277,17 +276,16 @@ def trace_event(
         }
     )
     digest = hashlib.blake2b(dumps(body), digest_size=16).hexdigest()
-    return envelope(
-        f"trace-create:{body['id']}:{digest}", "trace-create", max(s.end_ns for s in spans), body
-    )
+    ended = iso_from_ns(max(s.end_ns for s in spans))
+    return envelope(f"trace-create:{body['id']}:{digest}", "trace-create", ended, body)
 
 
 # -- envelopes and bytes -----------------------------------------------------------------
 
 
-def envelope(name: str, kind: str, time_ns: int, body: dict[str, Any]) -> dict[str, Any]:
+def envelope(name: str, kind: str, timestamp: str, body: dict[str, Any]) -> dict[str, Any]:
     # `id` first: `event_key` reads it back from the bytes
-    return {"id": event_id(name), "timestamp": iso_from_ns(time_ns), "type": kind, "body": body}
+    return {"id": event_id(name), "timestamp": timestamp, "type": kind, "body": body}
 
 
 def event_id(name: str) -> str:

@@ -111,7 +111,8 @@ class ExportLog(CursorLog, DeadLetterStore):
     def close(self) -> None: ...
 
 
-_EXPORT_FIELDS = len(columns.SPAN_EXPORT_COLUMNS)
+# the columns `entry_from_row` reads before the span's
+_ENTRY_FIELDS = 6 + len(columns.SPAN_EXPORT_COLUMNS)
 
 
 class ResourceCache:
@@ -137,18 +138,21 @@ def entry_from_row(row: Sequence[Any], resources: dict[bytes, bytes]) -> LogEntr
     """A log entry from `position, project_id, resource_key, trace session, trace user,
     trace start`, then `columns.span_export_select` and `columns.span_select`
     (`resources`: from `ResourceCache.resolve`)."""
-    position, project_id, resource_key, trace_session, trace_user, trace_start = row[:6]
-    ingestion_event, trace_fields = row[6 : 6 + _EXPORT_FIELDS]
-    span = columns.span_from_row(row[6 + _EXPORT_FIELDS :])
+    (
+        position, project_id, resource_key, trace_session, trace_user, trace_start,
+        ingestion_event, trace_fields,
+    ) = row[:_ENTRY_FIELDS]  # fmt: skip
+    span = columns.span_from_row(row[_ENTRY_FIELDS:])
     span.session_id = trace_session or span.session_id
     span.user_id = trace_user or span.user_id
+    # positional, as `span_from_row` builds the span: an export read builds one per span
     return LogEntry(
-        position=int(position),
-        project_id=project_id,
-        span=span,
-        resource=resources.get(resource_key, b""),
-        trace_start_ns=trace_start,
-        size=len(span.otlp_span),
-        ingestion_event=bytes(ingestion_event) if ingestion_event is not None else None,
-        trace_fields=bytes(trace_fields) if trace_fields is not None else None,
+        int(position),
+        project_id,
+        span,
+        resources.get(resource_key, b""),
+        trace_start,
+        len(span.otlp_span),  # size
+        ingestion_event,  # (both drivers return BLOB and bytea columns as bytes)
+        trace_fields,
     )
