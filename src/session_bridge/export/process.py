@@ -55,7 +55,6 @@ _PR_SET_PDEATHSIG = 1
 # 23k (0) to 14-15k (19). Past 10 the workers would also yield to everything else on the
 # machine for little more.
 EXPORT_PROCESS_NICE = 10
-_GC_YOUNG_THRESHOLD = 50_000  # above the objects one read keeps alive (default: 700)
 
 
 @dataclass(frozen=True)
@@ -214,12 +213,6 @@ def _export_main(fd: int, parent: int) -> None:
         # is no longer walked by each full collection, which the objects of every read
         # set off (offline, 10,000 spans read and built: ~2.2 -> ~0.4 us/span in them).
         gc.freeze()
-        # A read's entries and events (~5 objects a span: 13k for the ingestion
-        # exporter's 1.75 MB reads) all live until it is delivered, and reference
-        # counting frees them: at the default 700 the collector walked them again and
-        # again for nothing (~2.5 us/span). Cyclic garbage now waits for 50k survivors,
-        # a few MB at most.
-        gc.set_threshold(_GC_YOUNG_THRESHOLD)
         service.start()
     except Exception as exc:
         log.exception("the export process cannot start")
