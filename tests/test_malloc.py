@@ -1,4 +1,5 @@
-"""`malloc.limit_arenas`: the bridge's threads share few malloc arenas (glibc)."""
+"""`malloc`: the bridge's threads share few malloc arenas (glibc), large blocks keep their
+own mappings, and what a process built at start is out of the garbage collector's sight."""
 
 from __future__ import annotations
 
@@ -57,3 +58,22 @@ def _mappings(mode: str) -> int:
 def test_large_blocks_keep_their_own_mappings() -> None:
     assert _mappings("default") < 8  # glibc's moving threshold: the 2 MiB blocks share the heap
     assert _mappings("fixed") >= 8
+
+
+_FROZEN_AFTER_START = """
+import gc
+from session_bridge import malloc
+import session_bridge.mapping.mapper  # what a process loads at start
+before = gc.get_freeze_count()
+malloc.freeze_startup_objects()
+print(before, gc.get_freeze_count(), len(gc.get_objects(generation=2)))
+"""
+
+
+def test_startup_objects_leave_the_collectors_sight() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FROZEN_AFTER_START], capture_output=True, text=True, check=True
+    )
+    before, frozen, oldest = map(int, done.stdout.split())
+    assert before == 0 and frozen > 10_000  # the modules' objects, no longer walked
+    assert oldest < frozen // 10  # what a full collection still walks

@@ -125,6 +125,7 @@ async def _serve(bridge: Bridge) -> None:
     except BaseException:
         await bridge.stop()
         raise
+    malloc.freeze_startup_objects()
     exports = bridge.exports.describe() if bridge.exports else None
     _announce(
         endpoints,

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from session_bridge import malloc
 from session_bridge.children import PICKLE as _PICKLE
 from session_bridge.children import child_settings, start_child
 from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
@@ -315,6 +316,7 @@ def _worker_main(fd: int) -> None:
     except Exception as exc:
         conn.send_bytes(pickle.dumps(("error", str(exc)), _PICKLE))
         raise SystemExit(1) from exc
+    malloc.freeze_startup_objects()
     conn.send_bytes(pickle.dumps(("ready", enricher.describe()), _PICKLE))
     while True:
         try:
