@@ -1,4 +1,5 @@
-"""The exporters in a process of their own (when the bridge runs map workers).
+"""The exporters in a process of their own (when the bridge runs worker processes: one of
+them is this one, `server.process_plan`).
 
 Reading the log, building ingestion events and sending are CPU work in Python. In the
 bridge process they share one interpreter with the receivers and the store writer, and that
@@ -7,7 +8,7 @@ on its own store also has each span's event built there, from the stored span, w
 sent (ingest then builds, ships and stores nothing for export); see `ExportSettings`.
 
 The export process opens the store's export log itself (the SQLite file or PostgreSQL) and
-runs the same `ExportService` a bridge with one map worker runs in-process. The bridge
+runs the same `ExportService` a bridge with `workers: 1` runs in-process. The bridge
 reads what the receivers and `/readyz` need (`refusal`, `problems`) from the status the
 export process sends ten times a second over a socket pair, and starts it again if it dies.
 It dies with the bridge (Linux: PR_SET_PDEATHSIG): a kill -9 of the bridge stops its

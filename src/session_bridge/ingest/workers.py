@@ -1,4 +1,5 @@
-"""Map worker processes (`receivers.otlp.workers` > 1).
+"""Map worker processes (`receivers.otlp.workers` > 1, less the export process if there is
+one: `server.process_plan`).
 
 Decoding, mapping, enriching and folding OTLP is CPU work in Python: one process
 uses one core. With N workers, the bridge process still serves every connection,
