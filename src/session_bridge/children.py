@@ -6,6 +6,7 @@ process group must not end it first)."""
 
 from __future__ import annotations
 
+import logging
 import pickle
 import signal
 import socket
@@ -17,6 +18,8 @@ from typing import Any
 from session_bridge import logs, malloc
 
 PICKLE = pickle.HIGHEST_PROTOCOL
+
+log = logging.getLogger(__name__)
 
 
 def start_child(
@@ -47,10 +50,28 @@ def start_child(
     return conn, process, detail
 
 
-def end_child(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
+def end_child(process: subprocess.Popen[bytes], what: str = "", grace_s: float = 0.0) -> None:
+    """Wait up to `grace_s` for the child to exit, then kill it (saying so, if `what`
+    names it)."""
+    try:
+        process.wait(grace_s)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    if what:
+        log.warning("%s did not stop in time; killed", what)
+    process.kill()
     process.wait()
+
+
+def report_ready(conn: Connection, detail: object) -> None:
+    """In the child: started, with `detail` for the bridge (`start_child` returns it)."""
+    conn.send_bytes(pickle.dumps(("ready", detail), PICKLE))
+
+
+def report_failure(conn: Connection, message: str) -> None:
+    """In the child: it cannot start, and why (`start_child` raises it as OSError)."""
+    conn.send_bytes(pickle.dumps(("error", message), PICKLE))
 
 
 def child_settings(fd: int) -> tuple[Connection, Any]:

@@ -217,7 +217,7 @@ class Bridge:
         if plan.map_workers:
             # with an export process, the map workers yield it the CPU: spans are delivered
             # as fast as they come, instead of ingest outrunning export into a backlog
-            nice = EXPORT_PROCESS_NICE if isinstance(self.exports, ExportProcess) else 0
+            nice = EXPORT_PROCESS_NICE if plan.export_process else 0
             mapping = worker_settings(cfg, ingestion_events=events, nice=nice)
             pool = MapWorkerPool(mapping, plan.map_workers)
             self.enrich_description = await asyncio.to_thread(pool.start)

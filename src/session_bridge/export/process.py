@@ -37,7 +37,13 @@ from typing import Any
 
 from session_bridge import malloc
 from session_bridge.children import PICKLE as _PICKLE
-from session_bridge.children import child_settings, start_child
+from session_bridge.children import (
+    child_settings,
+    end_child,
+    report_failure,
+    report_ready,
+    start_child,
+)
 from session_bridge.export.common import ExporterCommon
 from session_bridge.export.service import ExportService
 from session_bridge.logs import LogConfig
@@ -132,11 +138,8 @@ class ExportProcess:
                 conn.send_bytes(pickle.dumps(("stop", deadline_s), _PICKLE))
         if self._supervisor.is_alive():
             self._supervisor.join(deadline_s + 5.0)
-        process = self._process
-        if process is not None and process.poll() is None:
-            log.warning("the export process did not stop in time; killed")
-            process.kill()
-            process.wait()
+        if self._process is not None:
+            end_child(self._process, "the export process")
 
     # -- the supervisor thread (it starts the process: PR_SET_PDEATHSIG follows the thread)
 
@@ -214,10 +217,9 @@ def _export_main(fd: int, parent: int) -> None:
         service.start()
     except Exception as exc:
         log.exception("the export process cannot start")
-        conn.send_bytes(pickle.dumps(("error", f"{type(exc).__name__}: {exc}"), _PICKLE))
+        report_failure(conn, f"{type(exc).__name__}: {exc}")
         raise SystemExit(1) from exc
-    ready = ("ready", (service.describe(), service.wants_ingestion_events))
-    conn.send_bytes(pickle.dumps(ready, _PICKLE))
+    report_ready(conn, (service.describe(), service.wants_ingestion_events))
     deadline_s = 1.0  # the bridge is gone without a word: stop soon, the log keeps the rest
     try:
         while True:

@@ -44,7 +44,13 @@ from typing import TYPE_CHECKING, Any
 
 from session_bridge import malloc
 from session_bridge.children import PICKLE as _PICKLE
-from session_bridge.children import child_settings, start_child
+from session_bridge.children import (
+    child_settings,
+    end_child,
+    report_failure,
+    report_ready,
+    start_child,
+)
 from session_bridge.enrich.config import EnrichConfig, PricingConfig, PrivacyConfig
 from session_bridge.ingest.pipeline import RetryableError
 from session_bridge.ingest.prepare import PreparedRequest, RawRequest, prepare
@@ -134,7 +140,7 @@ class MapWorkerPool:
         for link in self._links:
             link.close()
         for link in self._links:
-            _end(link.process)
+            end_child(link.process, f"map worker {link.index}", _STOP_TIMEOUT_S)
             mark_process_dead(link.process.pid)
 
 
@@ -236,15 +242,6 @@ def _resolve(future: Future[PreparedRequest], outcome: tuple[Any, ...]) -> None:
         future.set_exception(WorkerFailed(outcome[1]))
 
 
-def _end(process: subprocess.Popen[bytes]) -> None:
-    try:
-        process.wait(_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log.error("map worker %s did not stop in time; killing it", process.pid)
-        process.kill()
-        process.wait()
-
-
 # -- the worker process ------------------------------------------------------------------
 
 
@@ -315,10 +312,10 @@ def _worker_main(fd: int) -> None:
     try:
         enricher = Enricher(config, BridgeMetrics())
     except Exception as exc:
-        conn.send_bytes(pickle.dumps(("error", str(exc)), _PICKLE))
+        report_failure(conn, str(exc))
         raise SystemExit(1) from exc
     malloc.freeze_startup_objects()
-    conn.send_bytes(pickle.dumps(("ready", enricher.describe()), _PICKLE))
+    report_ready(conn, enricher.describe())
     while True:
         try:
             seq, raw, with_records = pickle.loads(conn.recv_bytes())
