@@ -153,3 +153,31 @@ def _accepted(endpoint: str) -> float:
         if line.startswith(metric):
             return float(line.removeprefix(metric))
     return 0.0
+
+
+def test_replicas_sharing_a_data_dir_keep_their_metrics_apart(
+    pg_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    # with map workers, a bridge's processes sum their metrics through files in the data
+    # dir; bridges sharing PostgreSQL may share that dir, and each has a directory of its own
+    data_dir = tmp_path / "shared"
+    stale = data_dir / ".metrics" / "999999999"  # a bridge no longer running (past pid_max)
+    stale.mkdir(parents=True)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"storage:\n  backend: postgres\n  postgres:\n    dsn: '{pg_dsn}'\n"
+        f"    schema: {pg_schema}\n"
+    )
+    args = ("--config", str(config), "--data-dir", str(data_dir), "--workers", "2")
+    first = BridgeProcess.start(*args)
+    second = BridgeProcess.start(*args)
+    try:
+        (delivery, *_) = agent_traffic(1, replicas=2, sessions=2)
+        spans = sum(len(s.spans) for r in delivery.request.resource_spans for s in r.scope_spans)
+        assert _send([first.endpoint] * 2, [delivery], clients=1) == 0
+        assert _accepted(first.endpoint) == spans
+        assert _accepted(second.endpoint) == 0
+        assert not stale.exists()
+    finally:
+        second.stop()
+        first.stop()

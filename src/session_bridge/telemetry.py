@@ -163,16 +163,32 @@ class ExporterMetrics:
         )
 
 
-def share_metrics_between_processes(directory: Path) -> None:
-    """Sum the metrics of this process and of the map worker processes it starts through
-    files in `directory` (emptied first): prometheus-client's multiprocess mode."""
-    default = os.environ.setdefault(METRICS_DIR_ENV, str(directory))
+def share_metrics_between_processes(parent: Path) -> None:
+    """Sum the metrics of this process and of the child processes it starts through files
+    in a directory of its own, `parent/<pid>` (emptied first): prometheus-client's
+    multiprocess mode. Its own, because bridges sharing PostgreSQL may share a data dir
+    (nothing locks it), and must neither sum nor wipe each other's files; the directories
+    of bridges no longer running are removed."""
+    for stale in parent.glob("[0-9]*"):
+        if stale.name.isdigit() and not _running(int(stale.name)):
+            shutil.rmtree(stale, ignore_errors=True)
+    default = os.environ.setdefault(METRICS_DIR_ENV, str(parent / str(os.getpid())))
     shutil.rmtree(default, ignore_errors=True)
     Path(default).mkdir(parents=True, exist_ok=True)
     # the library picks its value class when first imported, which may have been before
     # the variable was set (by the command-line parser's imports): pick it again, before
     # this process creates its first metric
     prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def mark_process_dead(pid: int) -> None:
