@@ -84,9 +84,11 @@ def _send(endpoints: list[str], deliveries: list[Delivery], clients: int) -> int
                     time.sleep(0.05)
 
     with ThreadPoolExecutor(clients) as pool:
-        for _ in range(clients):
-            pool.submit(client)
+        running = [pool.submit(client) for _ in range(clients)]
+    for future in running:
+        future.result()  # a client's own failure (an unexpected answer) fails the test
     assert not errors, errors
+    assert not pending, f"{len(pending)} deliveries never sent"
     return len(failed)
 
 
