@@ -312,6 +312,9 @@ def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], bool]:
     for r in rows:
         if r.ok and r.section != "backlog" and reference.get(r.transport):
             r.ratio = round(r.spans_per_s / reference[r.transport], 3)
+            sustained = r.detail.get("sustained_spans_per_s")
+            if sustained:
+                r.detail["sustained_ratio"] = round(sustained / reference[r.transport], 3)
     return rows, interrupted
 
 
@@ -355,6 +358,8 @@ def format_report(rows: list[Row]) -> str:
                 check += f", ingest {d['ingest_spans_per_s']:,.0f}/s"
                 if d.get("sustained_spans_per_s"):
                     check += f", sustained {d['sustained_spans_per_s']:,.0f}/s"
+                    if d.get("sustained_ratio"):
+                        check += f" ({d['sustained_ratio']:.2f}x)"
                 if d.get("peak_pss_mb"):
                     check += f", PSS {d['peak_pss_mb']:.0f} MB"
                 by_role = d.get("cpu_us_per_span_by_role") or {}
