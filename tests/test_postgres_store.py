@@ -201,6 +201,27 @@ def _execute(dsn: str, schema: str, statement: str) -> None:
         conn.execute(statement)
 
 
+def test_span_bytes_are_stored_compressed_with_lz4(pg_dsn: str, pg_schema: str) -> None:
+    """pglz compressing nearly every span's event held ingest back (pg_schema, migration 6)."""
+    store = PostgresStore(PostgresSettings(pg_dsn, pg_schema))
+    try:
+        prompt = "summarise the quarterly report, section by section. " * 100  # past 2 kB
+        span = proto_span(b"\x01" * 16, b"\x02" * 8, "chat", {"gen_ai.prompt": prompt})
+        mapped = map_request(proto_request([span]))
+        assert store.write(WriteBatch("default", mapped.records, mapped.resources)).stored == 1
+    finally:
+        store.close()
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
+        methods = conn.execute(
+            "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = 'spans'::regclass"
+            " AND attname IN ('otlp_span', 'ingestion_event', 'trace_fields') ORDER BY attname"
+        ).fetchall()
+        stored = conn.execute("SELECT pg_column_compression(otlp_span) FROM spans").fetchall()
+    assert methods == [("ingestion_event", "l"), ("otlp_span", "l"), ("trace_fields", "l")]
+    assert stored == [("lz4",)]
+
+
 def test_a_schema_newer_than_the_bridge_is_refused(pg_dsn: str, pg_schema: str) -> None:
     settings_ = PostgresSettings(pg_dsn, pg_schema)
     assert migrate_schema(settings_) == [m.version for m in MIGRATIONS]

@@ -174,6 +174,29 @@ ALTER TABLE spans ADD COLUMN ingestion_event bytea;
 ALTER TABLE spans ADD COLUMN trace_fields bytea;
 """,
     ),
+    Migration(
+        6,
+        "spans' stored bytes are compressed with lz4 where the server has it",
+        # A span row with its ingestion event is past PostgreSQL's 2 kB toast threshold,
+        # so the server compresses nearly every span's event as it is written and
+        # decompresses it as it is exported. With lz4 instead of the default pglz, the
+        # server's CPU per span written fell from 50-59 to 40-45 us, for the same table
+        # size. Values stored before stay as they are; a server built without lz4, or
+        # older than 14, keeps pglz. (The write's staging table takes the method from
+        # `spans`: a value compressed there is stored as it is.)
+        """
+DO $$
+BEGIN
+  -- (as text: a server older than 14 does not parse SET COMPRESSION)
+  EXECUTE 'ALTER TABLE spans ALTER COLUMN otlp_span SET COMPRESSION lz4, '
+    || 'ALTER COLUMN ingestion_event SET COMPRESSION lz4, '
+    || 'ALTER COLUMN trace_fields SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR syntax_error THEN
+  RAISE NOTICE 'lz4 is not available on this server: spans stay compressed with pglz';
+END
+$$;
+""",
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

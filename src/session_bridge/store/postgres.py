@@ -111,7 +111,11 @@ _SPAN_TYPES = {
     "ingestion_event": "bytea", "trace_fields": "bytea",
 }  # fmt: skip
 _SPAN_COLUMNS = ", ".join(columns.SPAN_WRITE_COLUMNS)
-_CREATE_SPAN_STAGING = "CREATE TEMP TABLE IF NOT EXISTS span_in (LIKE spans) ON COMMIT DELETE ROWS"
+# (with the compression method of `spans`, from PostgreSQL 14: pg_schema's migration 6)
+_CREATE_SPAN_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS span_in (LIKE spans{}) ON COMMIT DELETE ROWS"
+)
+_COMPRESSION_METHODS = 140000  # the server version that has them
 _COPY_SPANS = f"COPY span_in ({_SPAN_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 
 _INSERT_RESOURCES = """
@@ -307,7 +311,8 @@ class PostgresStore(SqlReads):
     def _configure(self, conn: Connection) -> None:
         schema = sql.Identifier(self._settings.schema)
         conn.execute(sql.SQL("SET search_path TO {}").format(schema))
-        conn.execute(_CREATE_SPAN_STAGING)
+        like = " INCLUDING COMPRESSION" if conn.info.server_version >= _COMPRESSION_METHODS else ""
+        conn.execute(_CREATE_SPAN_STAGING.format(like))
 
     def _retrying(self, work: Callable[[Connection], T]) -> T:
         """`work` on a pooled connection, again (on another connection) when the server
