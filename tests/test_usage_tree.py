@@ -381,7 +381,7 @@ def test_a_postgres_schema_of_migration_3_is_migrated_and_recounted_when_written
         pg.copy_into_older_schema(pg_dsn, written, old)
         migrated = PostgresStore(PostgresSettings(pg_dsn, old))
         try:
-            assert migrated.applied_migrations == [4, 5]
+            assert migrated.applied_migrations == [m.version for m in pg_schema.MIGRATIONS[3:]]
             _after_the_call_arrives(migrated)
         finally:
             migrated.close()
