@@ -147,11 +147,9 @@ class Deployment:
                 raise BenchError(f"a bridge exited (code {proc.returncode}):\n{tail(log)}")
         return result
 
-    def ticks(self) -> int:
-        return sum(w.total_ticks() for w in self.watchers)
-
     def ticks_by_role(self) -> dict[str, int]:
-        """CPU ticks so far of the replicas' processes, summed per `processes.role`."""
+        """CPU ticks so far of the replicas' processes, summed per `processes.role` (their
+        sum: the whole trees')."""
         out: dict[str, int] = {}
         for w in self.watchers:
             w.sample()

@@ -85,7 +85,6 @@ def end_to_end(
     name = "end to end, SQLite" if backend == "sqlite" else f"end to end, PostgreSQL x{replicas}"
     dep = deployment(children, workdir, args, backend=backend, replicas=replicas)
     try:
-        ticks0 = dep.ticks()
         roles0 = dep.ticks_by_role()
         done = deliver(
             dep, transport, args.seconds, args.max_requests or 10_000_000, args.concurrency,
@@ -94,7 +93,6 @@ def end_to_end(
         result, stats, acked = done.load, done.sink, done.acknowledged
         if acked == 0:
             raise BenchError(f"no span acknowledged: {result['errors']}")
-        ticks1 = dep.ticks()
         roles1 = dep.ticks_by_role()
         rss, procs = dep.peak_rss()
         elapsed = stats["last_at"] - done.started_at
@@ -116,7 +114,7 @@ def end_to_end(
             },
         }
         row = Row(section, name, transport, peak_rss_mb=rss, processes=procs, detail=detail)
-        cpu_s = (ticks1 - ticks0) / CLK_TCK
+        cpu_s = (sum(roles1.values()) - sum(roles0.values())) / CLK_TCK
         row.cpu_pct = round(100.0 * cpu_s / max(elapsed, 1e-9))
         row.cpu_us_per_span = round(cpu_s * 1e6 / acked, 1)
         if not done.delivered:
