@@ -18,8 +18,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from session_bridge.export.langfuse_events import ingestion_units
 from session_bridge.mapping import payloads
 from session_bridge.mapping.langfuse_events import NAMESPACE, add_ingestion_events, event_id
-from session_bridge.mapping.mapper import attribute_dict, map_request
+from session_bridge.mapping.mapper import map_request
 from session_bridge.mapping.payloads import RawSpan, SpanEvent, parse_json_text, span_io
+from session_bridge.otlp.values import attribute_dict
 from tests.export_helpers import log_entries
 from tests.test_instrumentations import CAPTURES, _request
 

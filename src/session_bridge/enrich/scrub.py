@@ -12,8 +12,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.enrich.privacy import truncate_ip
 from session_bridge.mapping.aliases import ALIASES, Field
-from session_bridge.mapping.mapper import MappedRequest, any_value
+from session_bridge.mapping.mapper import MappedRequest
 from session_bridge.mapping.mapper import text_value as _text
+from session_bridge.otlp.values import any_value
 
 _USER_KEYS = frozenset(ALIASES[Field.USER_ID])
 _IP_KEYS = frozenset(ALIASES[Field.CLIENT_IP])

@@ -28,7 +28,8 @@ from session_bridge.mapping.langfuse_events import (
     observation_event,
     trace_event,
 )
-from session_bridge.mapping.payloads import RawSpan, decode_span, resource_attributes, span_io
+from session_bridge.mapping.payloads import RawSpan, decode_span, span_io
+from session_bridge.otlp.values import resource_attributes
 from session_bridge.store.export_log import LogEntry
 
 _EVALUATION_MARK = EVALUATION_EVENT.encode()

@@ -43,10 +43,10 @@ from session_bridge.mapping.payloads import (
     RawSpan,
     llm_details,
     raw_span,
-    resource_attributes,
     span_io,
 )
 from session_bridge.model import EventType, SpanRecord
+from session_bridge.otlp.values import resource_attributes
 from session_bridge.timefmt import iso_from_ns
 
 NAMESPACE = uuid.UUID("6f0d3c52-4a8e-4b7c-9a51-0e9f2b1c7d40")

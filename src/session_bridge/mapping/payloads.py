@@ -18,12 +18,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.mapping.aliases import ALIASES, KEY_LOOKUP, Field
 from session_bridge.mapping.events import is_agent_span
-from session_bridge.mapping.mapper import attribute_dict
+from session_bridge.otlp.values import attribute_dict, resource_attributes, span_parts
 from session_bridge.timefmt import ns_from_datetime
 
 
@@ -95,12 +94,14 @@ class RawSpan:
 
 
 def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
-    return raw_span(Span.FromString(otlp_span), resource_attributes(resource or b""))
-
-
-def resource_attributes(resource: bytes) -> dict[str, Any]:
-    """A serialized OTLP `Resource`'s attributes, decoded."""
-    return attribute_dict(Resource.FromString(resource).attributes) if resource else {}
+    parts = span_parts(otlp_span)
+    return RawSpan(
+        name=parts.name,
+        start_ns=parts.start_ns,
+        attributes=parts.attributes,
+        events=[SpanEvent(*event) for event in parts.events],
+        resource=resource_attributes(resource or b""),
+    )
 
 
 def raw_span(

@@ -1,0 +1,9 @@
+# The compiled decoder's interface (`_wire.c`); `session_bridge.otlp.values` uses it.
+from typing import Any
+
+class Unsupported(ValueError): ...
+
+def decode_attributes(data: bytes, field: int, /) -> dict[str, Any]: ...
+def decode_span(
+    data: bytes, /
+) -> tuple[str, int, dict[str, Any], list[tuple[str, int, dict[str, Any]]]]: ...

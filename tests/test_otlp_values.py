@@ -1,0 +1,223 @@
+"""The compiled attribute decoder gives the protobuf library's values, byte for byte, or
+hands the bytes back; the mapping is the same with it and without it."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from session_bridge.mapping import mapper
+from session_bridge.mapping.mapper import map_request
+from session_bridge.otlp import values
+from tests.test_ingestion_events import CAPTURE_FILES
+from tests.test_instrumentations import CAPTURES, _request
+
+wire: Any = vars(values)["_wire"]
+
+
+def test_the_compiled_decoder_is_built() -> None:
+    # the suite must exercise it: the package builds it when a C compiler is at hand
+    assert values.COMPILED, "session_bridge.otlp._wire is missing: install with a C compiler"
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, with the same types all the way down (True is not 1) and NaN equal to NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def compiled(data: bytes) -> values.SpanParts | None:
+    try:
+        return values.SpanParts(*wire.decode_span(data))
+    except wire.Unsupported:
+        return None
+
+
+def library(data: bytes) -> values.SpanParts:
+    return values.parsed_span_parts(Span.FromString(data))
+
+
+def parts_tuple(parts: values.SpanParts) -> tuple[Any, ...]:
+    return (parts.name, parts.start_ns, parts.attributes, parts.events)
+
+
+# -- generated spans -----------------------------------------------------------------------
+
+_keys = st.sampled_from(["a", "b", "gen_ai.request.model", "é", "", "k\x00"]) | st.text(max_size=8)
+_scalars = st.one_of(
+    st.builds(lambda s: AnyValue(string_value=s), st.text(max_size=12)),
+    st.builds(lambda b: AnyValue(bool_value=b), st.booleans()),
+    st.builds(lambda i: AnyValue(int_value=i), st.integers(-(2**63), 2**63 - 1)),
+    st.builds(lambda d: AnyValue(double_value=d), st.floats(allow_nan=True)),
+    st.builds(lambda b: AnyValue(bytes_value=b), st.binary(max_size=6)),
+    st.just(AnyValue()),
+)
+
+
+def _nest(children: st.SearchStrategy[AnyValue]) -> st.SearchStrategy[AnyValue]:
+    return st.one_of(
+        st.builds(
+            lambda vs: AnyValue(array_value=ArrayValue(values=vs)), st.lists(children, max_size=3)
+        ),
+        st.builds(
+            lambda kvs: AnyValue(
+                kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in kvs])
+            ),
+            st.lists(st.tuples(_keys, children), max_size=3),
+        ),
+    )
+
+
+_values = st.recursive(_scalars, _nest, max_leaves=8)
+_attributes = st.lists(
+    st.builds(lambda k, v: KeyValue(key=k, value=v), _keys, _values)
+    | st.builds(lambda k: KeyValue(key=k), _keys),  # no value at all
+    max_size=8,
+)
+_events = st.lists(
+    st.builds(
+        lambda n, t, a: Span.Event(name=n, time_unix_nano=t, attributes=a),
+        st.text(max_size=6),
+        st.integers(0, 2**64 - 1),
+        _attributes,
+    ),
+    max_size=3,
+)
+_spans = st.builds(
+    lambda name, start, end, attrs, events, state: Span(
+        trace_id=b"t" * 16,
+        span_id=b"s" * 8,
+        trace_state=state,
+        name=name,
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        attributes=attrs,
+        events=events,
+        status=Status(code=Status.STATUS_CODE_ERROR, message="m"),
+        flags=0x101,
+    ),
+    st.text(max_size=10),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**64 - 1),
+    _attributes,
+    _events,
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_spans)
+def test_compiled_decoding_is_the_librarys(span: Span) -> None:
+    data = span.SerializeToString()
+    got = compiled(data)
+    assert got is not None  # every well-formed span is decoded in C
+    assert same(parts_tuple(got), parts_tuple(library(data)))
+    assert same(values.resource_attributes(Resource(attributes=span.attributes).SerializeToString()),
+                values.attribute_dict(span.attributes))  # fmt: skip
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_spans, st.data())
+def test_damaged_bytes_are_decoded_as_the_library_does_or_handed_back(
+    span: Span, data: st.DataObject
+) -> None:
+    original = bytearray(span.SerializeToString())
+    for _ in range(data.draw(st.integers(1, 3))):
+        if not original:
+            break
+        at = data.draw(st.integers(0, len(original) - 1))
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip":
+            original[at] ^= data.draw(st.integers(1, 255))
+        elif action == "cut":
+            del original[at:]
+        else:
+            original[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    damaged = bytes(original)
+    got = compiled(damaged)  # never a crash: a value or Unsupported
+    try:
+        expected = library(damaged)
+    except Exception:
+        return  # the library refuses them: stored spans never look like this
+    if got is not None:
+        assert same(parts_tuple(got), parts_tuple(expected))
+    assert same(parts_tuple(values.span_parts(damaged)), parts_tuple(expected))
+
+
+def _deep(levels: int) -> AnyValue:
+    value = AnyValue(string_value="bottom")
+    for _ in range(levels):
+        value = AnyValue(array_value=ArrayValue(values=[value]))
+    return value
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _span_with(*attributes: KeyValue) -> bytes:
+    return Span(name="s", attributes=attributes).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # a oneof set twice on the wire: the library keeps the last, merging messages
+        _field(9, _field(1, b"k") + _field(2, _field(1, b"x") + b"\x18\x05")),
+        AnyValue(int_value=3).SerializeToString(),  # no span: its field 1 is no trace id here
+        # nested past the compiled decoder's depth, within the library's
+        _span_with(KeyValue(key="deep", value=_deep(40))),
+        # a string that is not UTF-8 (`Span.FromString` refuses it)
+        b"\x2a\x02\xff\xfe",
+        # truncated
+        _span_with(KeyValue(key="k", value=AnyValue(string_value="value")))[:-2],
+    ],
+    ids=["oneof-twice", "other-message", "deep", "not-utf8", "truncated"],
+)
+def test_what_the_compiled_decoder_does_not_handle_goes_to_the_library(data: bytes) -> None:
+    try:
+        expected: Any = parts_tuple(library(data))
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        got: Any = parts_tuple(values.span_parts(data))
+    except Exception as exc:
+        got = type(exc)
+    assert same(got, expected) if isinstance(expected, tuple) else got is expected
+
+
+@pytest.mark.parametrize("capture", CAPTURE_FILES)
+def test_spans_map_the_same_without_the_compiled_decoder(
+    capture: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = _request(json.loads((CAPTURES / capture).read_text()))
+    with_c = map_request(request, now_ns=1)
+    monkeypatch.setattr(mapper, "COMPILED", False)
+    monkeypatch.setattr(values, "_wire", None)
+    without = map_request(request, now_ns=1)
+    assert with_c.records == without.records
+    assert with_c.error_message == without.error_message
+    for record in with_c.records:
+        assert same(parts_tuple(values.span_parts(record.otlp_span)),
+                    parts_tuple(library(record.otlp_span)))  # fmt: skip
