@@ -1,4 +1,15 @@
 # otel-session-bridge: OTLP/gRPC on 4317, OTLP/HTTP + sessions API on 4318.
+
+# The package's wheel, with its compiled attribute decoder (setup.py): built where a C
+# compiler is, so that the image that runs needs none.
+FROM python:3.11-slim AS wheel
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY src ./src
+RUN pip wheel --no-deps --wheel-dir /wheel .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,10 +21,10 @@ WORKDIR /app
 COPY constraints.txt ./
 RUN pip install -r constraints.txt \
  && useradd --system --uid 10001 --home-dir /var/lib/session-bridge --create-home bridge
-COPY pyproject.toml README.md ./
-COPY src ./src
+COPY --from=wheel /wheel /tmp/wheel
 COPY config ./config
-RUN pip install --no-deps .
+RUN pip install --no-deps /tmp/wheel/*.whl && rm -r /tmp/wheel \
+ && python -c "import session_bridge.otlp._wire"
 
 USER bridge
 VOLUME ["/var/lib/session-bridge"]

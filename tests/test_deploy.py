@@ -46,9 +46,14 @@ def _yaml(path: Path) -> Doc:
 # --------------------------------------------------------------------------- the image
 
 
+def _image_stage() -> str:
+    """The Dockerfile's last stage: the image that runs (the one before builds the wheel)."""
+    return (REPO / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
+
+
 def _dockerfile() -> tuple[set[int], list[str], str]:
     """The ports the image exposes, its entrypoint, its work dir."""
-    text = (REPO / "Dockerfile").read_text()
+    text = _image_stage()
     exposed = {int(p) for line in re.findall(r"^EXPOSE (.+)$", text, re.M) for p in line.split()}
     entrypoint = yaml.safe_load(_line(r"^ENTRYPOINT (\[.+\])$", text))
     return exposed, entrypoint, _line(r"^WORKDIR (\S+)$", text)
@@ -90,7 +95,7 @@ def _image_path_in_repo(path: str) -> Path:
     """A path inside the image, as the Dockerfile copies it from the repository."""
     _, _, workdir = _dockerfile()
     relative = Path(path).relative_to(workdir)
-    text = (REPO / "Dockerfile").read_text()
+    text = _image_stage()
     copied: list[tuple[str, str]] = re.findall(r"^COPY (\S+) \./(\S+)$", text, re.M)
     for source, target in copied:
         if relative.parts[0] == target.rstrip("/"):
