@@ -55,6 +55,7 @@ UNIT_FILES = frozenset(
         "test_ingestion_events.py",
         "test_mapping.py",
         "test_one_source.py",
+        "test_otlp_values.py",
         "test_packaging.py",
         "test_rollup.py",
         "test_span_columns.py",
