@@ -142,7 +142,9 @@ class ProcessWatcher:
             for p in descendants(self.pid):
                 hwm = vm_hwm_kb(p)
                 if hwm is not None:
-                    if p not in self.roles:
+                    # a child read between its fork and its exec shows the bridge's command
+                    # line: its role is read again until it names a child's module
+                    if self.roles.get(p, "bridge") == "bridge":
                         self.roles[p] = role(p)
                     self.hwm[p] = max(self.hwm.get(p, 0), hwm)
                     self.ticks[p] = max(self.ticks.get(p, 0), cpu_ticks(p))
