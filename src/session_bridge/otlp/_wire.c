@@ -96,6 +96,11 @@ static PyObject *text(Reader s) {
     return out;
 }
 
+/* A string field's text; "" when the field was absent (`s.p` NULL). */
+static PyObject *text_or_empty(Reader s) {
+    return s.p ? text(s) : PyUnicode_FromStringAndSize("", 0);
+}
+
 static PyObject *any_value(Reader v, int depth);
 
 /* A KeyValue: its key and its value's bytes (`has_value` 0: no value field). */
@@ -117,7 +122,7 @@ static int key_value(Reader kv, PyObject **key, Reader *value, int *has_value) {
             return fail("unexpected KeyValue field");
         }
     }
-    *key = has_key ? text(key_bytes) : PyUnicode_FromStringAndSize("", 0);
+    *key = text_or_empty(key_bytes);
     return *key == NULL ? -1 : 0;
 }
 
@@ -325,7 +330,7 @@ static PyObject *span_event(Reader e) {
             goto error;
         }
     }
-    name = name_bytes.p ? text(name_bytes) : PyUnicode_FromStringAndSize("", 0);
+    name = text_or_empty(name_bytes);
     if (name == NULL) goto error;
     return Py_BuildValue("(NKN)", name, (unsigned long long)time_ns, attributes);
 error:
@@ -367,7 +372,7 @@ static PyObject *decode_span(PyObject *self, PyObject *arg) {
             goto error;
         }
     }
-    name = name_bytes.p ? text(name_bytes) : PyUnicode_FromStringAndSize("", 0);
+    name = text_or_empty(name_bytes);
     if (name == NULL) goto error;
     PyBuffer_Release(&buffer);
     return Py_BuildValue("(NKNN)", name, (unsigned long long)start_ns, attributes, events);
