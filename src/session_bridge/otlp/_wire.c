@@ -2,10 +2,11 @@
 
    The same values as `session_bridge.otlp.values` reads through the protobuf library
    (`attribute_dict`, `any_value`), ~5x faster: that path creates a wrapper object for
-   every KeyValue and AnyValue it touches. Whatever this decoder does not handle exactly
-   as the library would (malformed or truncated bytes, text that is not UTF-8, a oneof
-   set twice, fields it does not know, deep nesting) raises `Unsupported`, and the caller
-   decodes those bytes with the library instead: the two paths never disagree. */
+   every KeyValue and AnyValue it touches. Bytes the library refuses are refused here too
+   (the fields this decoder does not return are checked as the library parses them), and
+   whatever it does not decode exactly as the library would (a oneof set twice, fields of
+   AnyValue or KeyValue it does not know, deep nesting) raises `Unsupported`: the caller
+   then decodes those bytes with the library. The two paths never disagree. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -15,7 +16,9 @@
 
 static PyObject *Unsupported; /* module exception: decode these bytes the slow way */
 
-#define MAX_DEPTH 32 /* AnyValue levels; the library refuses 50 */
+/* AnyValue levels: three messages each (AnyValue, KeyValueList, KeyValue); the library
+   refuses past about 100 messages, and event and link attributes start 3 deep */
+#define MAX_DEPTH 31
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
@@ -29,24 +32,28 @@ static int fail(const char *why) {
     return -1;
 }
 
-static int read_varint(Reader *r, uint64_t *out) {
+/* A varint of at most `max_bytes` bytes: 10 for a value, 5 for a tag or a length (the
+   library refuses longer ones). */
+static int read_varint_of(Reader *r, uint64_t *out, int max_bytes) {
     uint64_t value = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
+    for (int i = 0; i < max_bytes; i++) {
         if (r->p >= r->end) return fail("truncated varint");
         uint8_t byte = *r->p++;
-        if (shift == 63 && byte > 1) return fail("varint past 64 bits");
-        value |= (uint64_t)(byte & 0x7F) << shift;
+        if (i == 9 && byte > 1) return fail("varint past 64 bits");
+        value |= (uint64_t)(byte & 0x7F) << (7 * i);
         if (!(byte & 0x80)) {
             *out = value;
             return 0;
         }
     }
-    return fail("varint longer than 10 bytes");
+    return fail("varint too long");
 }
+
+static int read_varint(Reader *r, uint64_t *out) { return read_varint_of(r, out, 10); }
 
 static int read_tag(Reader *r, uint32_t *field, int *wire_type) {
     uint64_t tag;
-    if (read_varint(r, &tag) < 0) return -1;
+    if (read_varint_of(r, &tag, 5) < 0) return -1;
     if ((tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) return fail("invalid field number");
     *field = (uint32_t)(tag >> 3);
     *wire_type = (int)(tag & 7);
@@ -64,7 +71,7 @@ static int read_fixed64(Reader *r, uint64_t *out) {
 
 static int read_bytes(Reader *r, Reader *out) {
     uint64_t size;
-    if (read_varint(r, &size) < 0) return -1;
+    if (read_varint_of(r, &size, 5) < 0) return -1;
     if (size > (uint64_t)(r->end - r->p)) return fail("truncated length-delimited field");
     out->p = r->p;
     out->end = r->p + size;
@@ -96,11 +103,6 @@ static PyObject *text(Reader s) {
     return out;
 }
 
-/* A string field's text; "" when the field was absent (`s.p` NULL). */
-static PyObject *text_or_empty(Reader s) {
-    return s.p ? text(s) : PyUnicode_FromStringAndSize("", 0);
-}
-
 static PyObject *any_value(Reader v, int depth);
 
 /* A KeyValue: its key and its value's bytes (`has_value` 0: no value field). */
@@ -122,7 +124,7 @@ static int key_value(Reader kv, PyObject **key, Reader *value, int *has_value) {
             return fail("unexpected KeyValue field");
         }
     }
-    *key = text_or_empty(key_bytes);
+    *key = has_key ? text(key_bytes) : PyUnicode_FromStringAndSize("", 0);
     return *key == NULL ? -1 : 0;
 }
 
@@ -206,7 +208,6 @@ static PyObject *any_value(Reader v, int depth) {
         return NULL;
     }
     uint32_t which = 0;
-    int which_wt = 0;
     uint64_t number = 0;
     Reader slice = {NULL, NULL};
     while (v.p < v.end) {
@@ -224,13 +225,11 @@ static PyObject *any_value(Reader v, int depth) {
             return NULL;
         }
         which = field;
-        which_wt = wt;
         int rc = wt == WT_LEN ? read_bytes(&v, &slice)
                : wt == WT_I64 ? read_fixed64(&v, &number)
                               : read_varint(&v, &number);
         if (rc < 0) return NULL;
     }
-    (void)which_wt;
     switch (which) {
     case 0: Py_RETURN_NONE;
     case 1: return text(slice);
@@ -275,12 +274,73 @@ static int add_attribute(PyObject *out, Reader kv) {
     return rc;
 }
 
-/* decode_attributes(data, field) -> dict: the attributes a message keeps in `field`
-   (repeated KeyValue); every other field is skipped. */
-static PyObject *decode_attributes(PyObject *self, PyObject *args) {
+/* -- the fields not returned, checked as the library parses them ----------------------- */
+
+typedef enum { STRING, MESSAGE, ATTRIBUTE } Kind;
+typedef struct Schema Schema;
+typedef struct {
+    uint32_t number;
+    Kind kind;
+    const Schema *message; /* MESSAGE: its fields to check */
+} Rule;
+struct Schema {
+    const Rule *rules;
+    size_t count;
+};
+
+static const Rule STATUS_RULES[] = {{2, STRING, NULL}}; /* message */
+static const Schema STATUS = {STATUS_RULES, 1};
+static const Rule LINK_RULES[] = {{3, STRING, NULL}, {4, ATTRIBUTE, NULL}};
+static const Schema LINK = {LINK_RULES, 2};
+static const Rule ENTITY_REF_RULES[] = {
+    {1, STRING, NULL}, {2, STRING, NULL}, {3, STRING, NULL}, {4, STRING, NULL}};
+static const Schema ENTITY_REF = {ENTITY_REF_RULES, 4};
+static const Rule EVENT_RULES[] = {{2, STRING, NULL}, {3, ATTRIBUTE, NULL}};
+static const Schema EVENT = {EVENT_RULES, 2};
+/* a Span's fields but its attributes (`decode_span` reads its name and events itself);
+   a Resource's entity_refs */
+static const Rule SPAN_RULES[] = {{3, STRING, NULL}, {5, STRING, NULL}, {11, MESSAGE, &EVENT},
+                                  {13, MESSAGE, &LINK}, {15, MESSAGE, &STATUS}};
+static const Schema SPAN_OTHERS = {SPAN_RULES, 5};
+static const Rule RESOURCE_RULES[] = {{3, MESSAGE, &ENTITY_REF}};
+static const Schema RESOURCE_OTHERS = {RESOURCE_RULES, 1};
+
+static int check_message(Reader m, const Schema *schema);
+
+/* A field this decoder does not return: a string must be UTF-8 and a message well formed
+   (a known field with another wire type is, to the library, an unknown one: skipped). */
+static int check_field(Reader *r, uint32_t field, int wt, const Schema *schema) {
+    for (size_t i = 0; wt == WT_LEN && i < schema->count; i++) {
+        const Rule *rule = &schema->rules[i];
+        if (rule->number != field) continue;
+        Reader slice;
+        if (read_bytes(r, &slice) < 0) return -1;
+        if (rule->kind == MESSAGE) return check_message(slice, rule->message);
+        PyObject *checked = rule->kind == STRING ? text(slice) : PyDict_New();
+        int rc = checked == NULL ? -1 : 0;
+        if (rc == 0 && rule->kind == ATTRIBUTE) rc = add_attribute(checked, slice);
+        Py_XDECREF(checked);
+        return rc;
+    }
+    return skip_field(r, wt);
+}
+
+static int check_message(Reader m, const Schema *schema) {
+    while (m.p < m.end) {
+        uint32_t field;
+        int wt;
+        if (read_tag(&m, &field, &wt) < 0 || check_field(&m, field, wt, schema) < 0) return -1;
+    }
+    return 0;
+}
+
+/* -- the functions ----------------------------------------------------------------------- */
+
+/* The attributes a message keeps in `field` (repeated KeyValue); its other fields are
+   checked against `others`. */
+static PyObject *attributes_of(PyObject *arg, uint32_t wanted, const Schema *others) {
     Py_buffer buffer;
-    unsigned int wanted;
-    if (!PyArg_ParseTuple(args, "y*I", &buffer, &wanted)) return NULL;
+    if (PyObject_GetBuffer(arg, &buffer, PyBUF_SIMPLE) < 0) return NULL;
     Reader r = {buffer.buf, (const uint8_t *)buffer.buf + buffer.len};
     PyObject *out = PyDict_New();
     while (out != NULL && r.p < r.end) {
@@ -288,13 +348,12 @@ static PyObject *decode_attributes(PyObject *self, PyObject *args) {
         int wt;
         Reader kv;
         if (read_tag(&r, &field, &wt) < 0) goto error;
-        if (field == wanted) {
-            if (wt != WT_LEN) {
-                fail("attributes with an unexpected wire type");
-                goto error;
-            }
+        if (field == wanted && wt == WT_LEN) {
             if (read_bytes(&r, &kv) < 0 || add_attribute(out, kv) < 0) goto error;
-        } else if (skip_field(&r, wt) < 0) {
+        } else if (field == wanted) {
+            fail("attributes with an unexpected wire type");
+            goto error;
+        } else if (check_field(&r, field, wt, others) < 0) {
             goto error;
         }
     }
@@ -306,11 +365,28 @@ error:
     return NULL;
 }
 
+static PyObject *span_attributes(PyObject *self, PyObject *arg) {
+    return attributes_of(arg, 9, &SPAN_OTHERS);
+}
+
+static PyObject *resource_attributes(PyObject *self, PyObject *arg) {
+    return attributes_of(arg, 1, &RESOURCE_OTHERS);
+}
+
+/* Keeps the text of a string field's latest copy in `*slot` (every copy must be UTF-8). */
+static int latest_text(Reader *r, PyObject **slot) {
+    Reader slice;
+    if (read_bytes(r, &slice) < 0) return -1;
+    PyObject *copy = text(slice);
+    if (copy == NULL) return -1;
+    Py_XSETREF(*slot, copy);
+    return 0;
+}
+
 /* A Span.Event: (name, time_unix_nano, attributes). */
 static PyObject *span_event(Reader e) {
     PyObject *name = NULL, *attributes = PyDict_New();
     uint64_t time_ns = 0;
-    Reader name_bytes = {NULL, NULL};
     if (attributes == NULL) return NULL;
     while (e.p < e.end) {
         uint32_t field;
@@ -320,7 +396,7 @@ static PyObject *span_event(Reader e) {
         if (field == 1 && wt == WT_I64) {
             if (read_fixed64(&e, &time_ns) < 0) goto error;
         } else if (field == 2 && wt == WT_LEN) {
-            if (read_bytes(&e, &name_bytes) < 0) goto error;
+            if (latest_text(&e, &name) < 0) goto error;
         } else if (field == 3 && wt == WT_LEN) {
             if (read_bytes(&e, &kv) < 0 || add_attribute(attributes, kv) < 0) goto error;
         } else if (field <= 3) {
@@ -330,10 +406,10 @@ static PyObject *span_event(Reader e) {
             goto error;
         }
     }
-    name = text_or_empty(name_bytes);
-    if (name == NULL) goto error;
+    if (name == NULL && (name = PyUnicode_FromStringAndSize("", 0)) == NULL) goto error;
     return Py_BuildValue("(NKN)", name, (unsigned long long)time_ns, attributes);
 error:
+    Py_XDECREF(name);
     Py_DECREF(attributes);
     return NULL;
 }
@@ -344,7 +420,6 @@ static PyObject *decode_span(PyObject *self, PyObject *arg) {
     Py_buffer buffer;
     if (PyObject_GetBuffer(arg, &buffer, PyBUF_SIMPLE) < 0) return NULL;
     Reader r = {buffer.buf, (const uint8_t *)buffer.buf + buffer.len};
-    Reader name_bytes = {NULL, NULL};
     uint64_t start_ns = 0;
     PyObject *name = NULL, *attributes = PyDict_New(), *events = PyList_New(0);
     if (attributes == NULL || events == NULL) goto error;
@@ -354,7 +429,7 @@ static PyObject *decode_span(PyObject *self, PyObject *arg) {
         Reader slice;
         if (read_tag(&r, &field, &wt) < 0) goto error;
         if (field == 5 && wt == WT_LEN) {
-            if (read_bytes(&r, &name_bytes) < 0) goto error;
+            if (latest_text(&r, &name) < 0) goto error;
         } else if (field == 7 && wt == WT_I64) {
             if (read_fixed64(&r, &start_ns) < 0) goto error;
         } else if (field == 9 && wt == WT_LEN) {
@@ -368,25 +443,27 @@ static PyObject *decode_span(PyObject *self, PyObject *arg) {
         } else if (field == 5 || field == 7 || field == 9 || field == 11) {
             fail("Span field with an unexpected wire type");
             goto error;
-        } else if (skip_field(&r, wt) < 0) {
+        } else if (check_field(&r, field, wt, &SPAN_OTHERS) < 0) {
             goto error;
         }
     }
-    name = text_or_empty(name_bytes);
-    if (name == NULL) goto error;
+    if (name == NULL && (name = PyUnicode_FromStringAndSize("", 0)) == NULL) goto error;
     PyBuffer_Release(&buffer);
     return Py_BuildValue("(NKNN)", name, (unsigned long long)start_ns, attributes, events);
 error:
     PyBuffer_Release(&buffer);
+    Py_XDECREF(name);
     Py_XDECREF(attributes);
     Py_XDECREF(events);
     return NULL;
 }
 
 static PyMethodDef methods[] = {
-    {"decode_attributes", decode_attributes, METH_VARARGS,
-     "decode_attributes(data, field) -> dict: a message's attributes (repeated KeyValue "
-     "`field`), the first value of a repeated key."},
+    {"span_attributes", span_attributes, METH_O,
+     "span_attributes(data) -> dict: a serialized OTLP Span's attributes, the first value "
+     "of a repeated key."},
+    {"resource_attributes", resource_attributes, METH_O,
+     "resource_attributes(data) -> dict: a serialized OTLP Resource's attributes."},
     {"decode_span", decode_span, METH_O,
      "decode_span(data) -> (name, start_time_unix_nano, attributes, events): a serialized "
      "OTLP Span; events as (name, time_unix_nano, attributes)."},
@@ -405,6 +482,7 @@ PyMODINIT_FUNC PyInit__wire(void) {
     Unsupported = PyErr_NewException("session_bridge.otlp._wire.Unsupported",
                                      PyExc_ValueError, NULL);
     if (Unsupported == NULL || PyModule_AddObjectRef(m, "Unsupported", Unsupported) < 0) {
+        Py_CLEAR(Unsupported);
         Py_DECREF(m);
         return NULL;
     }

@@ -3,8 +3,9 @@ mapping) and again at export (the events), the bridge's largest per-span cost in
 
 Two decoders give the same values. The compiled one (`_wire`, built with the package
 when a C compiler is at hand) reads the serialized message directly; the protobuf
-library's, always there, reads a parsed message. The compiled one hands any bytes it
-does not decode exactly as the library would back to the library (`_wire.Unsupported`).
+library's, always there, reads a parsed message. Bytes the library refuses, or that the
+compiled one does not decode exactly as the library would, it hands back
+(`_wire.Unsupported`), and the library answers for them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ except ImportError:  # built without a C compiler: the protobuf library decodes 
     _wire = None  # type: ignore[assignment]
 
 COMPILED = _wire is not None
-_SPAN_ATTRIBUTES = 9  # Span.attributes
-_RESOURCE_ATTRIBUTES = 1  # Resource.attributes
 # the AnyValue members read as they are
 SCALAR_MEMBERS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
@@ -69,7 +68,7 @@ def span_attributes(span: Span, data: bytes) -> dict[str, Any]:
     """`attribute_dict(span.attributes)`; `data`: the span serialized."""
     if _wire is not None:
         try:
-            return _wire.decode_attributes(data, _SPAN_ATTRIBUTES)
+            return _wire.span_attributes(data)
         except _wire.Unsupported:
             pass
     return attribute_dict(span.attributes)
@@ -81,7 +80,7 @@ def resource_attributes(data: bytes) -> dict[str, Any]:
         return {}
     if _wire is not None:
         try:
-            return _wire.decode_attributes(data, _RESOURCE_ATTRIBUTES)
+            return _wire.resource_attributes(data)
         except _wire.Unsupported:
             pass
     return attribute_dict(Resource.FromString(data).attributes)
