@@ -172,3 +172,32 @@ def test_map_workers_stop_when_the_bridge_is_gone(workers_bridge: WorkersBridge)
             psutil.Process(pid).wait(timeout=30)
         except psutil.NoSuchProcess:
             continue
+
+
+def test_a_killed_map_worker_is_started_again(workers_bridge: WorkersBridge) -> None:
+    """The end of its socket tells the bridge the worker is gone: it is started again,
+    and the bridge goes on accepting spans through both workers."""
+    process, endpoint = workers_bridge
+    first = sorted(_worker_pids(process))
+    assert len(first) == 2
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:  # replaced: two workers again, the killed one not among them
+        now = sorted(_worker_pids(process))
+        if len(now) == 2 and first[0] not in now:
+            break
+        assert time.monotonic() < deadline, f"workers {now} after killing {first[0]}"
+        time.sleep(0.1)
+    with httpx.Client(base_url=endpoint, timeout=30) as client:
+        accepted = 0
+        for body in _trace_requests()[:12]:  # spread over both workers (the least busy)
+            response = client.post(
+                "/v1/traces", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 200, response.text
+            accepted += 1
+        assert accepted == 12
+        items = client.get("/api/v1/sessions", params={"page_size": 100}).json()["items"]
+        assert sum(s["span_count"] for s in items) == 12 * SPANS_PER_TRACE
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
