@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import DecodeError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
@@ -23,6 +23,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from session_bridge.mapping import mapper
+from session_bridge.mapping.aliases import ALIASES, Field
 from session_bridge.mapping.mapper import map_request
 from session_bridge.otlp import values
 from tests.test_ingestion_events import CAPTURE_FILES
@@ -349,3 +350,25 @@ def test_the_compiled_decoder_keeps_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 64_000, f"{grown} bytes kept after 40,000 calls"
+
+
+# a few fields' keys, so that keys repeat and compete for their field
+_alias_keys = st.sampled_from(
+    [*(k for f in (Field.SESSION_ID, Field.MODEL, Field.INPUT_TOKENS, Field.COST) for k in ALIASES[f]),
+     "other"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.builds(lambda k, v: KeyValue(key=k, value=v), _alias_keys, _values), max_size=10)
+)
+@example([KeyValue(key="session.id", value=AnyValue(double_value=math.nan))])
+@example([KeyValue(key="session.id", value=AnyValue(string_value="")),
+          KeyValue(key="session.id", value=AnyValue(string_value="s"))])  # fmt: skip
+def test_both_mapping_paths_read_the_same_fields(attributes: list[KeyValue]) -> None:
+    # without the compiled decoder the mapping reads only the keys it needs: the same
+    # fields, repeated keys and values that are not finite numbers included
+    read = mapper._collect(attributes)
+    decoded = mapper._collect_decoded(values.attribute_dict(attributes))
+    assert same(dict(sorted(read.items())), dict(sorted(decoded.items())))  # (any field order)

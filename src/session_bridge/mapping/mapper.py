@@ -103,19 +103,20 @@ def _collect_decoded(attributes: dict[str, Any]) -> dict[int, Any]:
 
 
 def _collect(attributes: Iterable[KeyValue]) -> dict[int, Any]:
-    """Per field, the value of its best-ranked key among `attributes`, each value decoded
-    only when its key matters (the protobuf library's path: decoding all of them through
-    it costs more)."""
+    """`_collect_decoded(attribute_dict(attributes))`, each value decoded only when its key
+    matters (the protobuf library's path: decoding all of them through it costs more)."""
     lookup = KEY_LOOKUP
     scalars = SCALAR_MEMBERS
     values: dict[int, Any] = {}
     ranks: dict[int, int] = {}
+    empty: set[str] = set()  # keys whose first value was empty: a repeat does not count
     for kv in attributes:
-        hit = lookup.get(kv.key)
+        key = kv.key
+        hit = lookup.get(key)
         if hit is None:
             continue
         fld, rank = hit
-        if fld in ranks and ranks[fld] <= rank:
+        if (fld in ranks and ranks[fld] <= rank) or key in empty:
             continue
         any_val = kv.value
         # most values are strings: a non-empty string_value is the value (it is the
@@ -125,7 +126,10 @@ def _collect(attributes: Iterable[KeyValue]) -> dict[int, Any]:
             which = any_val.WhichOneof("value")
             value = getattr(any_val, which) if which in scalars else any_value(any_val)
             if value is None or value == "":
+                empty.add(key)
                 continue
+            if which == "double_value" and value - value != 0:
+                value = str(value)  # as `attribute_dict` reads a double that is not finite
         values[fld] = value
         ranks[fld] = rank
     return values
