@@ -22,7 +22,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.mapping.aliases import ALIASES, KEY_LOOKUP, Field
 from session_bridge.mapping.events import is_agent_span
-from session_bridge.otlp.values import attribute_dict, resource_attributes, span_parts
+from session_bridge.otlp.values import resource_attributes, span_events, span_parts
 from session_bridge.timefmt import ns_from_datetime
 
 
@@ -104,19 +104,14 @@ def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
     )
 
 
-def raw_span(
-    span: Span, resource: dict[str, Any], attributes: dict[str, Any] | None = None
-) -> RawSpan:
-    """A parsed OTLP span's attributes and events, decoded (`resource`: its resource's
-    attributes, decoded once per resource by the caller; `attributes`: the span's, if
-    decoded already)."""
+def raw_span(span: Span, resource: dict[str, Any], attributes: dict[str, Any]) -> RawSpan:
+    """A parsed OTLP span, with its attributes and its resource's decoded already (the
+    resource's once per resource, by the caller)."""
     return RawSpan(
         name=span.name,
         start_ns=span.start_time_unix_nano,
-        attributes=attribute_dict(span.attributes) if attributes is None else attributes,
-        events=[
-            SpanEvent(e.name, e.time_unix_nano, attribute_dict(e.attributes)) for e in span.events
-        ],
+        attributes=attributes,
+        events=[SpanEvent(*event) for event in span_events(span)],
         resource=resource,
     )
 

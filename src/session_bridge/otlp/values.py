@@ -110,8 +110,10 @@ def span_parts(data: bytes) -> SpanParts:
 def parsed_span_parts(span: Span) -> SpanParts:
     """`span_parts` of a span parsed already."""
     return SpanParts(
-        span.name,
-        span.start_time_unix_nano,
-        attribute_dict(span.attributes),
-        [(e.name, e.time_unix_nano, attribute_dict(e.attributes)) for e in span.events],
+        span.name, span.start_time_unix_nano, attribute_dict(span.attributes), span_events(span)
     )
+
+
+def span_events(span: Span) -> list[tuple[str, int, dict[str, Any]]]:
+    """A parsed span's events: (name, time_unix_nano, attributes)."""
+    return [(e.name, e.time_unix_nano, attribute_dict(e.attributes)) for e in span.events]
