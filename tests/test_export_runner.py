@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from session_bridge.config import ByteSize, Duration
 from session_bridge.export.base import Exporter, Failure, SendResult, Unit
 from session_bridge.export.config import ExporterCommon, ExportRetryConfig
-from session_bridge.export.runner import ExporterRunner
+from session_bridge.export.runner import CURSOR_STORE_S, ExporterRunner
 from session_bridge.model import EventType, SpanRecord
 from session_bridge.proto.session_bridge.v1.records_pb2 import DeadLetter
 from session_bridge.store.export_log import ExportLog, LogEntry, StoredDeadLetter
@@ -54,6 +54,7 @@ class MemoryLog(ExportLog):
         self.entries: list[LogEntry] = []
         self.cursors: dict[str, int] = {}
         self.commits: list[tuple[str, int, list[DeadLetter]]] = []
+        self.reads: list[tuple[int, int]] = []  # (cursor, last position read)
 
     def append(self, *sizes: int) -> None:
         for size in sizes:
@@ -91,6 +92,8 @@ class MemoryLog(ExportLog):
                 break
             out.append(entry)
             size += entry.size
+        if out:
+            self.reads.append((cursor, out[-1].position))
         return out
 
     def bytes_between(self, after: int, until: int) -> int:
@@ -232,9 +235,9 @@ def test_requests_are_packed_by_bytes_in_log_order() -> None:
     assert h.exporter.delivered == list(range(1, 11))
     assert all(len(request) <= 3 for request in h.exporter.requests)
     assert all(sum(300 + 1 for _ in r) <= 1000 for r in h.exporter.requests)
-    # one commit per read (reads stop once they hold 1,000 bytes), cursors in order
-    assert [cursor for _, cursor, _ in h.log.commits] == [4, 8, 10]
-    assert h.runner.cursor == 10
+    # reads stop once they hold 1,000 bytes; the cursor moves after each
+    assert h.log.reads == [(0, 4), (4, 8), (8, 10)]
+    assert h.runner.cursor == 10 and h.log.cursors["scripted"] == 10
 
 
 def test_retries_back_off_and_give_up_into_dead_letters_at_max_elapsed_time() -> None:
@@ -380,3 +383,52 @@ def test_the_cursor_moves_only_after_a_whole_read() -> None:
     assert again.step_at(SETTLE_S)  # a full read: no flush wait
     assert again.exporter.requests == [[1, 2], [3]]
     assert h.log.commits == [("scripted", 3, [])]
+
+
+def test_the_cursor_is_stored_at_most_once_a_second_while_a_backlog_drains() -> None:
+    """Storing the cursor waits for the store's write lock: while reads follow each other
+    it is stored once a second, and as soon as nothing more is due."""
+    h = Harness(max_request_bytes=1000)
+    h.log.append(*[300] * 10)
+    h.step_at(0.0)
+    assert h.step_at(SETTLE_S + FLUSH_S)  # over a second since the cursor was loaded
+    assert h.log.commits == [("scripted", 4, [])]
+    assert h.step_at(SETTLE_S + FLUSH_S)  # the next read at once: its cursor waits
+    assert h.runner.cursor == 8 and h.log.cursors["scripted"] == 4
+    assert h.step_at(SETTLE_S + FLUSH_S + CURSOR_STORE_S)  # a second later: stored
+    assert h.log.commits[-1] == ("scripted", 10, [])
+    h.log.append(*[300] * 8)
+    h.step_at(10.0)
+    assert h.step_at(10.0 + SETTLE_S)  # a full read, stored (a second has passed) ...
+    assert h.step_at(10.0 + SETTLE_S)  # ... and another, which waits
+    assert h.runner.cursor == 18 and h.log.cursors["scripted"] == 14
+    assert not h.step_at(10.0 + SETTLE_S)  # nothing more is due: stored now
+    assert h.log.cursors["scripted"] == 18
+    assert [cursor for _, cursor, _ in h.log.commits] == [4, 10, 14, 18]
+
+
+def test_a_cursor_not_yet_stored_is_stored_on_stop_and_before_a_retry_waits() -> None:
+    answers = iter([SendResult(), SendResult(), SendResult(retry=[0], problem=Failure(503, "x"))])
+
+    def third_retried(units: Sequence[Unit]) -> SendResult:
+        return next(answers, SendResult())
+
+    h = Harness(max_request_bytes=400, answer=third_retried)
+    h.log.append(400, 400, 400)  # a read each
+    h.step_at(0.0)
+    assert h.step_at(SETTLE_S)  # stored: the first since the cursor was loaded
+    commits = len(h.log.commits)
+    assert h.step_at(SETTLE_S)  # delivered, not yet stored
+    assert len(h.log.commits) == commits and h.runner.cursor == 2
+    assert h.step_at(SETTLE_S)  # the third is retried: the cursor is stored before the wait
+    assert h.log.commits[commits] == ("scripted", 2, [])
+    assert h.log.commits[-1] == ("scripted", 3, [])  # delivered on the retry, a second later
+
+    stopping = Harness(max_request_bytes=400, log=MemoryLog())
+    stopping.log.append(400, 400)
+    stopping.step_at(0.0)
+    assert stopping.step_at(SETTLE_S) and stopping.step_at(SETTLE_S)
+    assert stopping.runner.cursor == 2 and stopping.log.cursors["scripted"] == 1
+    stopping.runner.request_stop()
+    stopping.runner._run()  # the thread's loop, ending at once: the cursor is stored
+    assert stopping.log.cursors["scripted"] == 2

@@ -7,8 +7,14 @@ finished (delivered, or its failures final) before the next one is sent, so the 
 a trace arrive in the order the store committed them. The cursor moves only after a whole
 read is finished: a crash or a shutdown in the middle leaves it where it was, and the
 read is delivered again after the restart (at-least-once; resends carry the same event
-ids). A span may name its session after some spans of its trace were stored: the
-exporter ships a span only once it has been in the log for `settle_delay`.
+ids). It is stored as soon as nothing more is due (or a retry waits), and at most once a
+second while a backlog drains: storing it takes the database's write lock, which the
+ingest writer holds most of the time under load, and waiting for that lock at every read
+left the exporter idle a fifth of the time. A crash then resends up to a second of
+deliveries. Dead letters are stored at once, with the cursor that passes them.
+
+A span may name its session after some spans of its trace were stored: the exporter ships
+a span only once it has been in the log for `settle_delay`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from session_bridge.telemetry import ExporterMetrics
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often the log's head is looked at
+CURSOR_STORE_S = 1.0  # while a backlog drains, the cursor is stored at most this often
 _LOG_EVERY_S = 60.0  # repeated transient failures are logged at most this often
 
 
@@ -76,6 +83,8 @@ class ExporterRunner:
         self._logged_at = -_LOG_EVERY_S
         self._leading = False
         self._followed_at = 0.0
+        self._stored_at = 0.0  # when the cursor was last stored
+        self._unstored = False  # the cursor moved since
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -91,6 +100,7 @@ class ExporterRunner:
         """Start from the stored cursor: at start, and when this process takes the exporter
         over from another bridge sharing the store (which moved the cursor meanwhile)."""
         self.cursor = self._log.cursor(self.name)
+        self._stored_at, self._unstored = self._clock(), False
         self.head = self._log.head()
         self.backlog_bytes = self._log.bytes_between(self.cursor, self.head)
         self._appended = self.backlog_bytes
@@ -141,11 +151,18 @@ class ExporterRunner:
                 self._stop.wait(1.0)
             if not worked:
                 self._stop.wait(POLL_S)
+        try:
+            self._store_cursor()
+        except Exception:
+            log.exception("exporter %s: its cursor could not be stored", self.name)
 
     def _step(self) -> bool:
-        """Deliver one read if one is due; False if there was nothing to do yet."""
+        """Deliver one read if one is due; False if there was nothing to do yet (and the
+        cursor is stored by then)."""
         if not self._log.lead(self.name):
-            self._leading = False
+            # the next leader starts from the stored cursor: what this replica delivered
+            # since is delivered again (at-least-once)
+            self._leading = self._unstored = False
             self._follow()
             return False
         if not self._leading:
@@ -154,19 +171,31 @@ class ExporterRunner:
         self._poll()
         now = self._clock()
         ready, ready_bytes = self._ready(now - float(self._config.settle_delay))
-        if ready <= self.cursor:
-            return False
         # read only to send: a full request, or spans that waited their flush interval
         full = ready_bytes >= self.exporter.read_bytes
-        if not full and now < self._seen_at(self.cursor + 1) + self._window:
+        if ready <= self.cursor or (
+            not full and now < self._seen_at(self.cursor + 1) + self._window
+        ):
+            self._store_cursor()
             return False
         entries = self._log.read_after(self.cursor, ready, self.exporter.read_bytes)
         if not entries:  # nothing left in that range (deleted): nothing to deliver
-            self._log.commit(self.name, ready, [])
             self.cursor = ready
+            self._moved()
             self.backlog_bytes = max(self.backlog_bytes - ready_bytes, 0)
             return True
         return self._deliver(entries)
+
+    def _moved(self) -> None:
+        """The cursor moved past a finished read: store it now, or later (`CURSOR_STORE_S`)."""
+        self._unstored = True
+        if self._clock() - self._stored_at >= CURSOR_STORE_S:
+            self._store_cursor()
+
+    def _store_cursor(self) -> None:
+        if self._unstored:
+            self._log.commit(self.name, self.cursor, [])
+            self._stored_at, self._unstored = self._clock(), False
 
     def _deliver(self, entries: list[LogEntry]) -> bool:
         units = self.exporter.units(entries)
@@ -192,8 +221,12 @@ class ExporterRunner:
                         attempts=attempts,
                         record=to_proto(entry),
                     )
-        self._log.commit(self.name, entries[-1].position, list(letters.values()))
+        if letters:  # stored at once, with the cursor that passes them
+            self._log.commit(self.name, entries[-1].position, list(letters.values()))
+            self._stored_at, self._unstored = self._clock(), False
         self._committed(entries, len(letters))
+        if not letters:
+            self._moved()
         return True
 
     def _send(
@@ -242,6 +275,7 @@ class ExporterRunner:
 
     def _sleep(self, delay: float) -> bool:
         """Wait `delay` while keeping the backlog measured; False if stopping."""
+        self._store_cursor()
         end = self._clock() + delay
         while True:
             self._poll()
