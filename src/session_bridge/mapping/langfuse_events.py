@@ -113,29 +113,38 @@ def observation_event(
     trace_hex = span.trace_id.hex()
     span_hex = span.span_id.hex()
     ended = iso_from_ns(span.end_ns)  # also the envelope's timestamp
-    body: dict[str, Any] = {
-        "id": span_hex,
-        "traceId": trace_hex,
-        "parentObservationId": span.parent_span_id.hex() if span.parent_span_id else None,
-        "name": span.name[:_MAX_NAME],
-        "startTime": iso_from_ns(span.start_ns),
-        "endTime": ended if kind != "event-create" else None,
-        "level": _level(span, raw),
-        "statusMessage": span.status_message or None,
-        "input": inputs,
-        "output": outputs,
-        "metadata": {
-            "attributes": raw.attributes,
-            "resourceAttributes": raw.resource,
-            "scope": {"name": span.scope_name},
-            "eventType": span.event_type.value,
-        },
-        "version": _version(raw),
-        "environment": environment(span.environment),
+    # fields without a value are left out (as `_compact` does), in this order
+    body: dict[str, Any] = {"id": span_hex, "traceId": trace_hex}
+    if span.parent_span_id:
+        body["parentObservationId"] = span.parent_span_id.hex()
+    body["name"] = span.name[:_MAX_NAME]
+    body["startTime"] = iso_from_ns(span.start_ns)
+    if kind != "event-create":
+        body["endTime"] = ended
+    body["level"] = _level(span, raw)
+    if span.status_message:
+        body["statusMessage"] = span.status_message
+    if inputs is not None:
+        body["input"] = inputs
+    if outputs is not None:
+        body["output"] = outputs
+    body["metadata"] = {
+        "attributes": raw.attributes,
+        "resourceAttributes": raw.resource,
+        "scope": {"name": span.scope_name},
+        "eventType": span.event_type,  # a StrEnum: JSON has its value
     }
+    version = _version(raw)
+    if version is not None:
+        body["version"] = version
+    named = environment(span.environment)
+    if named is not None:
+        body["environment"] = named
     if kind == "generation-create":
-        body.update(_generation(span, raw))
-    return envelope(f"{kind}:{trace_hex}:{span_hex}", kind, ended, _compact(body))
+        for key, value in _generation(span, raw).items():
+            if value is not None:
+                body[key] = value
+    return envelope(f"{kind}:{trace_hex}:{span_hex}", kind, ended, body)
 
 
 @functools.lru_cache(maxsize=256)

@@ -96,11 +96,11 @@ class RawSpan:
 def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
     parts = span_parts(otlp_span)
     return RawSpan(
-        name=parts.name,
-        start_ns=parts.start_ns,
-        attributes=parts.attributes,
-        events=[SpanEvent(*event) for event in parts.events],
-        resource=resource_attributes(resource or b""),
+        parts.name,
+        parts.start_ns,
+        parts.attributes,
+        [SpanEvent(*event) for event in parts.events] if parts.events else [],
+        resource_attributes(resource) if resource else {},
     )
 
 
