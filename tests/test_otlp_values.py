@@ -141,6 +141,26 @@ def test_compiled_decoding_is_the_librarys(span: Span) -> None:
                 values.attribute_dict(span.attributes))  # fmt: skip
 
 
+def test_keys_met_again_are_the_same_text_and_any_number_of_keys_decodes() -> None:
+    """The decoder keeps the keys it met (a bounded table): a key met again is the same
+    str; keys past its length, more keys than it has slots, keys sharing a slot, and
+    text that differs in one byte all decode as the library does."""
+    keys = [f"k{n}" for n in range(5000)] + ["x" * 64, "x" * 65, "y" * 63 + "z", "é" * 32]
+    keys += ["gen_ai.request.model", "gen_ai.request.modem", ""]
+    for rounds in range(2):
+        for start in range(0, len(keys), 50):
+            kvs = [
+                KeyValue(key=k, value=AnyValue(int_value=i))
+                for i, k in enumerate(keys[start : start + 50])
+            ]
+            data = Span(name="s", attributes=kvs).SerializeToString()
+            assert same(wire.span_attributes(data), values.attribute_dict(kvs)), rounds
+    data = _span_with(KeyValue(key="gen_ai.request.model", value=AnyValue(string_value="m")))
+    (first,) = wire.span_attributes(data)
+    (again,) = wire.span_attributes(data)
+    assert first is again
+
+
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(_spans, st.data())
 def test_damaged_bytes_are_decoded_as_the_library_does_or_handed_back(

@@ -103,6 +103,40 @@ static PyObject *text(Reader s) {
     return out;
 }
 
+/* Attribute keys repeat from span to span: a key met before (up to KEY_MAX_LEN bytes) is
+   the str decoded the first time, its hash computed once, instead of a new str hashed
+   again at every insert. A fixed table (a key replaces the one in its slot), so the
+   memory it holds stays bounded; the GIL guards it. */
+#define KEY_SLOTS 1024 /* a power of two */
+#define KEY_MAX_LEN 64
+
+typedef struct {
+    Py_ssize_t len;
+    uint8_t bytes[KEY_MAX_LEN];
+    PyObject *str;
+} KeySlot;
+
+static KeySlot key_slots[KEY_SLOTS];
+
+static PyObject *key_text(Reader s) {
+    Py_ssize_t len = s.end - s.p;
+    if (len == 0 || len > KEY_MAX_LEN) return text(s);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < len; i++) h = (h ^ s.p[i]) * 16777619u;
+    KeySlot *slot = &key_slots[h & (KEY_SLOTS - 1)];
+    if (slot->str != NULL && slot->len == len && memcmp(slot->bytes, s.p, (size_t)len) == 0)
+        return Py_NewRef(slot->str);
+    PyObject *out = text(s);
+    if (out == NULL || PyObject_Hash(out) == -1) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    Py_XSETREF(slot->str, Py_NewRef(out));
+    slot->len = len;
+    memcpy(slot->bytes, s.p, (size_t)len);
+    return out;
+}
+
 static PyObject *any_value(Reader v, int depth);
 
 /* A KeyValue: its key and its value's bytes (`has_value` 0: no value field). */
@@ -124,7 +158,7 @@ static int key_value(Reader kv, PyObject **key, Reader *value, int *has_value) {
             return fail("unexpected KeyValue field");
         }
     }
-    *key = has_key ? text(key_bytes) : PyUnicode_FromStringAndSize("", 0);
+    *key = has_key ? key_text(key_bytes) : PyUnicode_FromStringAndSize("", 0);
     return *key == NULL ? -1 : 0;
 }
 
