@@ -6,7 +6,7 @@ FROM python:3.11-slim AS wheel
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY src ./src
 RUN pip wheel --no-deps --wheel-dir /wheel .
 
