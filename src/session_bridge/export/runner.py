@@ -194,8 +194,11 @@ class ExporterRunner:
 
     def _store_cursor(self) -> None:
         if self._unstored:
-            self._log.commit(self.name, self.cursor, [])
-            self._stored_at, self._unstored = self._clock(), False
+            self._store(self.cursor, [])
+
+    def _store(self, position: int, dead_letters: list[DeadLetter]) -> None:
+        self._log.commit(self.name, position, dead_letters)
+        self._stored_at, self._unstored = self._clock(), False
 
     def _deliver(self, entries: list[LogEntry]) -> bool:
         units = self.exporter.units(entries)
@@ -222,8 +225,7 @@ class ExporterRunner:
                         record=to_proto(entry),
                     )
         if letters:  # stored at once, with the cursor that passes them
-            self._log.commit(self.name, entries[-1].position, list(letters.values()))
-            self._stored_at, self._unstored = self._clock(), False
+            self._store(entries[-1].position, list(letters.values()))
         self._committed(entries, len(letters))
         if not letters:
             self._moved()
