@@ -100,7 +100,7 @@ def decode_span(otlp_span: bytes, resource: bytes | None = None) -> RawSpan:
         parts.start_ns,
         parts.attributes,
         [SpanEvent(*event) for event in parts.events] if parts.events else [],
-        resource_attributes(resource) if resource else {},
+        resource_attributes(resource or b""),  # (no resource: no attributes)
     )
 
 
