@@ -189,14 +189,11 @@ def test_a_killed_map_worker_is_started_again(workers_bridge: WorkersBridge) -> 
 
     eventually(replaced, 60, f"map worker {first[0]} replaced")
     with httpx.Client(base_url=endpoint, timeout=30) as client:
-        accepted = 0
         for body in _trace_requests()[:12]:  # spread over both workers (the least busy)
             response = client.post(
                 "/v1/traces", content=body, headers={"Content-Type": "application/json"}
             )
             assert response.status_code == 200, response.text
-            accepted += 1
-        assert accepted == 12
         items = client.get("/api/v1/sessions", params={"page_size": 100}).json()["items"]
         assert sum(s["span_count"] for s in items) == 12 * SPANS_PER_TRACE
     process.send_signal(signal.SIGTERM)
