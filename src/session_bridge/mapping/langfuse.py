@@ -103,26 +103,28 @@ def fold_trace(fields: Sequence[dict[str, Any]], resource: dict[str, Any]) -> La
     The first span that sets a value wins, tags add up, and metadata keys of earlier
     spans win over later ones and over the resource's."""
 
-    def first(name: str) -> Any:
-        return next((f[name] for f in fields if name in f), None)
-
     root = fields[0].get("root") if fields else None
-    trace_input, trace_output = first("input"), first("output")
+    saying = [f for f in fields if f]  # most spans say nothing about their trace
+    first: dict[str, Any] = {}  # each field's value from the first span that sets it
+    for span_fields in saying:
+        for name, value in span_fields.items():
+            first.setdefault(name, value)
+    trace_input, trace_output = first.get("input"), first.get("output")
     metadata = _metadata(resource)
-    for span_fields in reversed(fields):
+    for span_fields in reversed(saying):
         metadata.update(span_fields.get("metadata") or {})
     return LangfuseTrace(
-        name=first("name") or (root["name"] if root else None),
+        name=first.get("name") or (root["name"] if root else None),
         input=parse_json_text(trace_input)
         if trace_input is not None
         else (root["input"] if root else None),
         output=parse_json_text(trace_output)
         if trace_output is not None
         else (root["output"] if root else None),
-        tags=sorted({tag for f in fields for tag in f.get("tags", ())}),
-        public=any(f.get("public") for f in fields),
-        release=_text(first("release") or resource.get(RELEASE_KEYS[0])),
-        version=_text(first("version") or resource_version(resource)),
+        tags=sorted({tag for f in saying for tag in f.get("tags", ())}),
+        public=any(f.get("public") for f in saying),
+        release=_text(first.get("release") or resource.get(RELEASE_KEYS[0])),
+        version=_text(first.get("version") or resource_version(resource)),
         metadata=metadata or None,
     )
 

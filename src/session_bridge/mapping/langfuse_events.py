@@ -69,6 +69,7 @@ _MAX_NAME = 1000
 _TRUNCATABLE = ("input", "output", "metadata", "statusMessage")
 _ALWAYS_USAGE = frozenset({"input", "output", "total"})
 _ID_PREFIX = b'{"id":"'
+_VARIANT_DIGIT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 TRUNCATED_KEY = "session_bridge.truncated"
 
 
@@ -263,18 +264,29 @@ def trace_event(
     """The trace-create of one trace, from some (or all) of its spans (session and user:
     the trace's) and their `mapping.langfuse.trace_fields`: the root's first, then the
     others' in order (`resource`: the first of those spans')."""
-    root = next((i for i, s in enumerate(spans) if s.parent_span_id is None), None)
+    # one pass: the root, the first user, session and environment named, the time span
+    root = None
+    user_id = session_id = named_environment = None
+    started, ended_ns = spans[0].start_ns, spans[0].end_ns
+    for i, span in enumerate(spans):
+        if root is None and span.parent_span_id is None:
+            root = i
+        user_id = user_id or span.user_id
+        session_id = session_id or span.session_id
+        named_environment = named_environment or span.environment
+        started = min(started, span.start_ns)
+        ended_ns = max(ended_ns, span.end_ns)
     ordered = [span_fields[root] or {}] if root is not None else []
     ordered += [f or {} for i, f in enumerate(span_fields) if i != root]
     fields = fold_trace(ordered, resource)
     body = _compact(
         {
             "id": spans[0].trace_id.hex(),
-            "timestamp": iso_from_ns(trace_start_ns or min(s.start_ns for s in spans)),
+            "timestamp": iso_from_ns(trace_start_ns or started),
             "name": fields.name[:_MAX_NAME] if fields.name else None,
-            "userId": next((s.user_id for s in spans if s.user_id), None),
-            "sessionId": next((s.session_id for s in spans if s.session_id), None),
-            "environment": environment(next((s.environment for s in spans if s.environment), None)),
+            "userId": user_id or None,
+            "sessionId": session_id or None,
+            "environment": environment(named_environment or None),
             "release": fields.release,
             "version": fields.version,
             "tags": fields.tags or None,
@@ -285,7 +297,7 @@ def trace_event(
         }
     )
     digest = hashlib.blake2b(dumps(body), digest_size=16).hexdigest()
-    ended = iso_from_ns(max(s.end_ns for s in spans))
+    ended = iso_from_ns(ended_ns)
     return envelope(f"trace-create:{body['id']}:{digest}", "trace-create", ended, body)
 
 
@@ -299,12 +311,10 @@ def envelope(name: str, kind: str, timestamp: str, body: dict[str, Any]) -> dict
 
 def event_id(name: str) -> str:
     """`str(uuid.uuid5(NAMESPACE, name))`, without the `UUID` object (a third of the
-    cost of building an event went into it)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    x = digest.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    cost of building an event went into it): the SHA-1's first 32 hex digits, the
+    version digit set to 5 and the variant bits of the 17th to 10."""
+    x = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_DIGIT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 def event_key(payload: bytes) -> str:
