@@ -13,6 +13,7 @@ import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
     ArrayValue,
@@ -324,6 +325,10 @@ def test_spans_map_the_same_without_the_compiled_decoder(
 ) -> None:
     request = _request(json.loads((CAPTURES / capture).read_text()))
     with_c = map_request(request, now_ns=1)
+    # the spans' bytes as sent, when the body is at hand: the same records
+    as_sent = values.span_slices(request.SerializeToString(), request)
+    assert as_sent is not None
+    assert map_request(request, now_ns=1, span_bytes=as_sent).records == with_c.records
     monkeypatch.setattr(mapper, "COMPILED", False)
     monkeypatch.setattr(values, "_wire", None)
     without = map_request(request, now_ns=1)
@@ -392,3 +397,76 @@ def test_both_mapping_paths_read_the_same_fields(attributes: list[KeyValue]) -> 
     read = mapper._collect(attributes)
     decoded = mapper._collect_decoded(values.attribute_dict(attributes))
     assert same(dict(sorted(read.items())), dict(sorted(decoded.items())))  # (any field order)
+
+
+# -- spans as received ---------------------------------------------------------------------
+
+
+def _varint_field(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def _received_request() -> tuple[bytes, list[bytes]]:
+    """A request as a client may write it: two resources, an empty scope, unknown fields
+    at every level, a span whose fields are not in the library's order; and its spans'
+    bytes as written."""
+    first = Span(trace_id=b"t" * 16, span_id=b"a" * 8, name="first").SerializeToString()
+    reordered = (
+        _field(5, b"second")  # name before the ids
+        + _field(1, b"t" * 16)
+        + _field(2, b"b" * 8)
+        + _varint_field(99, 7)  # a field this version does not know
+    )
+    third = Span(trace_id=b"u" * 16, span_id=b"c" * 8, name="third").SerializeToString()
+    resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="x"))])
+    scope_one = _field(2, first) + _varint_field(98, 1) + _field(2, reordered)
+    resource_one = _field(1, resource.SerializeToString()) + _field(2, scope_one) + _field(2, b"")
+    resource_two = _varint_field(97, 3) + _field(2, _field(2, third))
+    body = _field(1, resource_one) + _varint_field(96, 5) + _field(1, resource_two)
+    return body, [first, reordered, third]
+
+
+def test_spans_are_kept_as_received() -> None:
+    body, written = _received_request()
+    request = ExportTraceServiceRequest.FromString(body)
+    parsed = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert wire.span_slices(body) == written
+    assert values.span_slices(body, request) == written
+    # each the span the library parsed, in its order
+    assert [Span.FromString(data) for data in written] == parsed
+    records = map_request(request, span_bytes=written).records
+    assert [r.otlp_span for r in records] == written
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _varint_field(1, 5),  # resource_spans with the wrong wire type
+        _field(1, _varint_field(2, 1)),  # scope_spans with the wrong wire type
+        _field(1, _field(2, _varint_field(2, 1))),  # spans with the wrong wire type
+    ],
+)
+def test_spans_the_walk_cannot_follow_are_serialized_again(body: bytes) -> None:
+    with pytest.raises(wire.Unsupported):
+        wire.span_slices(body)
+    assert values.span_slices(body, ExportTraceServiceRequest()) is None
+
+
+def test_span_bytes_that_disagree_with_the_library_are_not_used() -> None:
+    body, _ = _received_request()
+    other = ExportTraceServiceRequest.FromString(body)
+    other.resource_spans[0].scope_spans[0].spans.add(name="not in the body")
+    assert values.span_slices(body, other) is None
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200))
+def test_any_bytes_slice_as_the_library_parses_or_are_handed_back(data: bytes) -> None:
+    try:
+        request = ExportTraceServiceRequest.FromString(data)
+    except DecodeError:
+        return
+    found = values.span_slices(data, request)
+    if found is not None:
+        parsed = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        assert [Span.FromString(x) for x in found] == parsed

@@ -17,6 +17,7 @@ from session_bridge.enrich.client_address import RequestInfo
 from session_bridge.mapping.langfuse_events import add_ingestion_events
 from session_bridge.mapping.mapper import map_request
 from session_bridge.otlp.codec import BodyFormat, parse
+from session_bridge.otlp.values import span_slices
 from session_bridge.rollup.binding import fold_by_trace
 from session_bridge.store.base import WriteBatch
 
@@ -54,7 +55,9 @@ def prepare(
 ) -> PreparedRequest:
     """`ingestion_events`: build each span's ingestion event now, where the span is
     decoded already and the work runs in parallel (an exporter sends them)."""
-    mapped = map_request(decode(raw), decode_attributes=ingestion_events)
+    request = decode(raw)
+    received = span_slices(raw.body, request) if raw.fmt is BodyFormat.PROTOBUF else None
+    mapped = map_request(request, decode_attributes=ingestion_events, span_bytes=received)
     records = mapped.records
     if not records:
         return PreparedRequest(None, 0, mapped.rejected, mapped.error_message)

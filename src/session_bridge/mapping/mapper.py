@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,14 +140,18 @@ def map_request(
     now_ns: int | None = None,
     *,
     decode_attributes: bool = False,
+    span_bytes: Sequence[bytes] | None = None,
 ) -> MappedRequest:
     """Map every span of an export request; invalid spans are rejected one by one.
     `decode_attributes`: decode all of each span's attributes (for its ingestion event),
-    and map from those, in one pass over them."""
+    and map from those, in one pass over them. `span_bytes`: each span serialized, in
+    the request's order (`values.span_slices`), kept as the record's `otlp_span`;
+    without them each span is serialized again."""
     out = MappedRequest()
     records = out.records
     spans = out.spans
     now = now_ns if now_ns is not None else time.time_ns()
+    position = -1  # the span's place in the request, rejected ones included
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
         resource_values = _collect(resource.attributes)
@@ -157,6 +161,7 @@ def map_request(
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             for span in scope_spans.spans:
+                position += 1
                 trace_id = span.trace_id
                 span_id = span.span_id
                 parent = span.parent_span_id
@@ -173,7 +178,7 @@ def map_request(
                 if late is not None:
                     out.reject(late)
                     continue
-                otlp_span = span.SerializeToString()
+                otlp_span = span.SerializeToString() if span_bytes is None else span_bytes[position]
                 # every span attribute outranks every resource attribute: a plain dict merge
                 if decode_attributes or COMPILED:
                     attributes = span_attributes(span, otlp_span)

@@ -492,6 +492,48 @@ error:
     return NULL;
 }
 
+/* Appends to `out` each element of repeated message field `field` of message `m`, as a
+   bytes object (`depth` 0) or, one level down, the elements of `fields[1..]` in it. */
+static int collect_slices(Reader m, const uint32_t *fields, int depth, int levels,
+                          PyObject *out) {
+    while (m.p < m.end) {
+        uint32_t field;
+        int wt;
+        Reader slice;
+        if (read_tag(&m, &field, &wt) < 0) return -1;
+        if (field != fields[depth]) {
+            if (skip_field(&m, wt) < 0) return -1;
+            continue;
+        }
+        if (wt != WT_LEN) return fail("a message field with an unexpected wire type");
+        if (read_bytes(&m, &slice) < 0) return -1;
+        if (depth + 1 < levels) {
+            if (collect_slices(slice, fields, depth + 1, levels, out) < 0) return -1;
+            continue;
+        }
+        PyObject *item = PyBytes_FromStringAndSize((const char *)slice.p, slice.end - slice.p);
+        if (item == NULL) return -1;
+        int rc = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+/* span_slices(data) -> list of bytes: each Span of a serialized
+   ExportTraceServiceRequest (resource_spans 1 -> scope_spans 2 -> spans 2) as received,
+   in the order the protobuf library lists them. */
+static PyObject *span_slices(PyObject *self, PyObject *arg) {
+    static const uint32_t path[] = {1, 2, 2};
+    Py_buffer buffer;
+    if (PyObject_GetBuffer(arg, &buffer, PyBUF_SIMPLE) < 0) return NULL;
+    Reader r = {buffer.buf, (const uint8_t *)buffer.buf + buffer.len};
+    PyObject *out = PyList_New(0);
+    if (out != NULL && collect_slices(r, path, 0, 3, out) < 0) Py_CLEAR(out);
+    PyBuffer_Release(&buffer);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"span_attributes", span_attributes, METH_O,
      "span_attributes(data) -> dict: a serialized OTLP Span's attributes, the first value "
@@ -501,6 +543,9 @@ static PyMethodDef methods[] = {
     {"decode_span", decode_span, METH_O,
      "decode_span(data) -> (name, start_time_unix_nano, attributes, events): a serialized "
      "OTLP Span; events as (name, time_unix_nano, attributes)."},
+    {"span_slices", span_slices, METH_O,
+     "span_slices(data) -> list[bytes]: each Span of a serialized ExportTraceServiceRequest, "
+     "its bytes as received, in the order the protobuf library lists them."},
     {NULL, NULL, 0, NULL},
 };
 

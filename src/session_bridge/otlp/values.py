@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -72,6 +73,21 @@ def span_attributes(span: Span, data: bytes) -> dict[str, Any]:
         except _wire.Unsupported:
             pass
     return attribute_dict(span.attributes)
+
+
+def span_slices(body: bytes, request: ExportTraceServiceRequest) -> list[bytes] | None:
+    """Each span of `request`, parsed from the serialized `body`, as its bytes in `body`:
+    what the client sent, where serializing each parsed span again costs ~2 us. None
+    without the compiled decoder, or where it does not list the spans the library
+    parsed (the caller serializes them)."""
+    if _wire is None:
+        return None
+    try:
+        found = _wire.span_slices(body)
+    except _wire.Unsupported:
+        return None
+    parsed = sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+    return found if len(found) == parsed else None
 
 
 def resource_attributes(data: bytes) -> dict[str, Any]:
