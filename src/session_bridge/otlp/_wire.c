@@ -6,7 +6,10 @@
    (the fields this decoder does not return are checked as the library parses them), and
    whatever it does not decode exactly as the library would (a oneof set twice, fields of
    AnyValue or KeyValue it does not know, deep nesting) raises `Unsupported`: the caller
-   then decodes those bytes with the library. The two paths never disagree. */
+   then decodes those bytes with the library. The two paths never disagree.
+
+   It also finds each span's bytes in an export request (`span_slices`), so that a span
+   is stored as received instead of serialized again from its parsed message. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
