@@ -495,8 +495,9 @@ error:
     return NULL;
 }
 
-/* Appends to `out` each element of repeated message field `field` of message `m`, as a
-   bytes object (`depth` 0) or, one level down, the elements of `fields[1..]` in it. */
+/* Appends to `out`, as bytes objects, the messages reached from message `m` through the
+   repeated message fields `fields[depth]`, then `fields[depth + 1]` inside each of
+   those, and so on down to `fields[levels - 1]`. */
 static int collect_slices(Reader m, const uint32_t *fields, int depth, int levels,
                           PyObject *out) {
     while (m.p < m.end) {
