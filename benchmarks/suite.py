@@ -4,7 +4,7 @@ PostgreSQL with 1 and 3 replicas, each as spans/s, as a ratio to the reference m
 the same run, and with the peak RSS of the bridge's process tree; then the `file`
 exporter's cost on ingest and the peak RSS with a 1M-span backlog.
 
-    .venv/bin/python benchmarks/suite.py                       # everything, 15-20 minutes
+    .venv/bin/python benchmarks/suite.py                       # everything, about 6 minutes
     .venv/bin/python benchmarks/suite.py --seconds 5 --backlog 200000 --json out.json
     .venv/bin/python benchmarks/suite.py --skip pg,backlog --transports http
 
