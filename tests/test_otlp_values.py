@@ -410,6 +410,10 @@ def _varint_field(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 
 
+def _spans_of(request: ExportTraceServiceRequest) -> list[Span]:
+    return [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
 def _received_request() -> tuple[bytes, list[bytes]]:
     """A request as a client may write it: two resources, an empty scope, unknown fields
     at every level, a span whose fields are not in the library's order; and its spans'
@@ -433,11 +437,10 @@ def _received_request() -> tuple[bytes, list[bytes]]:
 def test_spans_are_kept_as_received() -> None:
     body, written = _received_request()
     request = ExportTraceServiceRequest.FromString(body)
-    parsed = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert wire.span_slices(body) == written
     assert values.span_slices(body, request) == written
     # each the span the library parsed, in its order
-    assert [Span.FromString(data) for data in written] == parsed
+    assert [Span.FromString(data) for data in written] == _spans_of(request)
     records = map_request(request, span_bytes=written).records
     assert [r.otlp_span for r in records] == written
 
@@ -472,5 +475,4 @@ def test_any_bytes_slice_as_the_library_parses_or_are_handed_back(data: bytes) -
         return
     found = values.span_slices(data, request)
     if found is not None:
-        parsed = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
-        assert [Span.FromString(x) for x in found] == parsed
+        assert [Span.FromString(x) for x in found] == _spans_of(request)

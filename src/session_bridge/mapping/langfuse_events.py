@@ -267,14 +267,14 @@ def trace_event(
     # one pass: the root, the first user, session and environment named, the time span
     root = None
     user_id = session_id = named_environment = None
-    started, ended_ns = spans[0].start_ns, spans[0].end_ns
+    started_ns, ended_ns = spans[0].start_ns, spans[0].end_ns
     for i, span in enumerate(spans):
         if root is None and span.parent_span_id is None:
             root = i
         user_id = user_id or span.user_id
         session_id = session_id or span.session_id
         named_environment = named_environment or span.environment
-        started = min(started, span.start_ns)
+        started_ns = min(started_ns, span.start_ns)
         ended_ns = max(ended_ns, span.end_ns)
     ordered = [span_fields[root] or {}] if root is not None else []
     ordered += [f or {} for i, f in enumerate(span_fields) if i != root]
@@ -282,7 +282,7 @@ def trace_event(
     body = _compact(
         {
             "id": spans[0].trace_id.hex(),
-            "timestamp": iso_from_ns(trace_start_ns or started),
+            "timestamp": iso_from_ns(trace_start_ns or started_ns),
             "name": fields.name[:_MAX_NAME] if fields.name else None,
             "userId": user_id or None,
             "sessionId": session_id or None,

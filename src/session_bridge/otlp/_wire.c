@@ -496,23 +496,22 @@ error:
 }
 
 /* Appends to `out`, as bytes objects, the messages reached from message `m` through the
-   repeated message fields `fields[depth]`, then `fields[depth + 1]` inside each of
-   those, and so on down to `fields[levels - 1]`. */
-static int collect_slices(Reader m, const uint32_t *fields, int depth, int levels,
-                          PyObject *out) {
+   repeated message field `fields[0]`, then `fields[1]` inside each of those, and so on
+   for `levels` fields. */
+static int collect_slices(Reader m, const uint32_t *fields, int levels, PyObject *out) {
     while (m.p < m.end) {
         uint32_t field;
         int wt;
         Reader slice;
         if (read_tag(&m, &field, &wt) < 0) return -1;
-        if (field != fields[depth]) {
+        if (field != fields[0]) {
             if (skip_field(&m, wt) < 0) return -1;
             continue;
         }
         if (wt != WT_LEN) return fail("a message field with an unexpected wire type");
         if (read_bytes(&m, &slice) < 0) return -1;
-        if (depth + 1 < levels) {
-            if (collect_slices(slice, fields, depth + 1, levels, out) < 0) return -1;
+        if (levels > 1) {
+            if (collect_slices(slice, fields + 1, levels - 1, out) < 0) return -1;
             continue;
         }
         PyObject *item = PyBytes_FromStringAndSize((const char *)slice.p, slice.end - slice.p);
@@ -533,7 +532,7 @@ static PyObject *span_slices(PyObject *self, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &buffer, PyBUF_SIMPLE) < 0) return NULL;
     Reader r = {buffer.buf, (const uint8_t *)buffer.buf + buffer.len};
     PyObject *out = PyList_New(0);
-    if (out != NULL && collect_slices(r, path, 0, 3, out) < 0) Py_CLEAR(out);
+    if (out != NULL && collect_slices(r, path, 3, out) < 0) Py_CLEAR(out);
     PyBuffer_Release(&buffer);
     return out;
 }
