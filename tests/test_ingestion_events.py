@@ -17,7 +17,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from session_bridge.export.langfuse_events import ingestion_units
 from session_bridge.mapping import payloads
-from session_bridge.mapping.langfuse_events import NAMESPACE, add_ingestion_events, event_id
+from session_bridge.mapping.langfuse_events import (
+    NAMESPACE,
+    _model_parameters,
+    add_ingestion_events,
+    event_id,
+)
 from session_bridge.mapping.mapper import map_request
 from session_bridge.mapping.payloads import RawSpan, SpanEvent, parse_json_text, span_io
 from session_bridge.otlp.values import attribute_dict
@@ -172,3 +177,31 @@ def test_span_io_reads_the_sources_in_langfuse_order(
 def test_the_reference_knows_every_key_the_bridge_reads() -> None:
     # a source added to the bridge must be added to the reference above
     assert set(_IO_KEYS) >= payloads._IO_KEYS
+
+
+def test_facts_of_a_key_set_are_remembered_only_for_short_key_sets() -> None:
+    calls: list[str] = []
+
+    @payloads.by_key_set
+    def count(key_text: str, suffix: str) -> str:
+        calls.append(key_text)
+        return key_text + suffix
+
+    short, long = "\na\nb", "\n" + "k" * 5000
+    assert [count(short, "!") for _ in range(3)] == [short + "!"] * 3
+    assert count(short, "?") == short + "?"  # the argument is part of the key
+    assert [count(long, "!") for _ in range(2)] == [long + "!"] * 2
+    assert calls == [short, short, long, long]  # long key sets: computed each time
+
+
+def test_key_prefixes_and_model_parameters_follow_each_span_not_the_last_one() -> None:
+    first = RawSpan("a", 0, {"gen_ai.request.temperature": 0.5, "input.value": "x"})
+    second = RawSpan("b", 0, {"gen_ai.request.top_p": 0.9, "gen_ai.request.model": "m"})
+    third = RawSpan("c", 0, {"gen_ai.request.top_p": 0.1, "gen_ai.request.model": "m"})
+    flat = RawSpan("d", 0, {"gen_ai.prompt.0.content": "hi", "input.value": "x"})
+    for _ in range(2):  # again, from the caches
+        assert first.has_key_prefix(payloads._FLAT_KEY) is False
+        assert flat.has_key_prefix(payloads._FLAT_KEY) is True
+        assert _model_parameters(first) == {"temperature": 0.5}
+        assert _model_parameters(second) == {"top_p": 0.9}
+        assert _model_parameters(third) == {"top_p": 0.1}  # same keys, its own values

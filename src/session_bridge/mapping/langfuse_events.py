@@ -41,6 +41,7 @@ from session_bridge.mapping.mapper import MappedRequest
 from session_bridge.mapping.payloads import (
     TIMING_AND_PROMPT_KEYS,
     RawSpan,
+    by_key_set,
     llm_details,
     raw_span,
     span_io,
@@ -63,6 +64,7 @@ _TYPE_KEY = ("langfuse.observation.type",)
 # (key, parameter name) of each `gen_ai.request.*` / `llm.invocation_parameters.*` key,
 # found in the span's joined keys (`RawSpan.key_text`) in one scan
 _PARAMETER_KEY = re.compile(r"\n((?:gen_ai\.request\.|llm\.invocation_parameters\.)([^\n]+))")
+_MODEL_KEY = "gen_ai.request.model"  # a parameter of its own: `model`
 _PARAMETER_OBJECT_KEYS = ("langfuse.observation.model.parameters", "llm.invocation_parameters")
 _ENVIRONMENT = re.compile(r"^[a-z0-9_-]+$")
 _MAX_NAME = 1000
@@ -203,9 +205,9 @@ def _model_parameters(raw: RawSpan) -> dict[str, Any]:
         if isinstance(whole, dict):
             params.update(whole)
     attributes = raw.attributes
-    for key, name in _PARAMETER_KEY.findall(raw.key_text()):
+    for key, name in _parameter_keys(raw.key_text(), _PARAMETER_KEY):
         # (a key holding a newline may match in part: only whole keys count)
-        if key != "gen_ai.request.model" and key in attributes:
+        if key in attributes:
             params[name] = attributes[key]
     out: dict[str, Any] = {}
     for name, value in params.items():
@@ -215,6 +217,12 @@ def _model_parameters(raw: RawSpan) -> dict[str, Any]:
                 continue
         out[name] = value
     return out
+
+
+@by_key_set
+def _parameter_keys(key_text: str, pattern: re.Pattern[str]) -> tuple[tuple[str, str], ...]:
+    """(key, parameter name) of each parameter key among a span's joined keys."""
+    return tuple((key, name) for key, name in pattern.findall(key_text) if key != _MODEL_KEY)
 
 
 def _map_value(value: Any) -> Any:
