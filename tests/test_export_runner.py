@@ -189,18 +189,46 @@ class Harness:
         return self.runner._step()
 
 
-def test_spans_wait_for_the_settle_delay_and_a_batch_for_the_flush_interval() -> None:
+def test_spans_wait_for_the_settle_delay_and_a_batch_for_spans_that_can_still_join() -> None:
     h = Harness()
     h.log.append(100, 100, 100)
     assert not h.step_at(0.0)  # the runner sees the new head now
+    h.log.append(100)
+    assert not h.step_at(FLUSH_S / 2)  # seen within the flush interval: it can join
     assert not h.step_at(SETTLE_S - 0.01)  # not settled
-    assert not h.step_at(SETTLE_S + FLUSH_S - 0.01)  # settled, but the batch may still fill
+    assert not h.step_at(SETTLE_S)  # settled, but the fourth settles in time to join
     assert h.exporter.requests == []
-    assert h.step_at(SETTLE_S + FLUSH_S)
-    assert h.exporter.requests == [[1, 2, 3]]
-    assert h.log.commits == [("scripted", 3, [])]
-    assert h.runner.cursor == 3 and h.runner.backlog_bytes == 0
+    # the fourth has settled and nothing else can join before the deadline (SETTLE_S + FLUSH_S)
+    assert h.step_at(FLUSH_S / 2 + SETTLE_S)
+    assert h.exporter.requests == [[1, 2, 3, 4]]
+    assert h.log.commits == [("scripted", 4, [])]
+    assert h.runner.cursor == 4 and h.runner.backlog_bytes == 0
     assert not h.advance(60.0)  # nothing new: nothing sent
+
+
+def test_a_read_no_span_can_join_goes_without_waiting_out_the_flush_interval() -> None:
+    h = Harness()
+    h.log.append(100, 100)
+    assert not h.step_at(0.0)
+    assert not h.step_at(SETTLE_S - 0.01)
+    # nothing was seen within the flush interval: a span seen from now on settles after
+    # the deadline (SETTLE_S + FLUSH_S), so the read is already what it would be then
+    assert h.step_at(SETTLE_S)
+    assert h.exporter.requests == [[1, 2]]
+
+
+def test_a_read_holds_what_it_would_hold_at_its_deadline() -> None:
+    # the same reads, in the same order, as when every read waited out its flush interval
+    h = Harness()
+    h.log.append(100)
+    h.step_at(0.0)
+    h.log.append(100)
+    h.step_at(FLUSH_S + 0.5)  # seen too late to join the first read
+    assert h.step_at(SETTLE_S)
+    assert h.exporter.requests == [[1]]
+    assert not h.step_at(FLUSH_S + 0.5 + SETTLE_S - 0.01)
+    assert h.step_at(FLUSH_S + 0.5 + SETTLE_S)
+    assert h.exporter.requests == [[1], [2]]
 
 
 def test_a_full_batch_goes_as_soon_as_it_has_settled() -> None:

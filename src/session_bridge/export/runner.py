@@ -14,7 +14,11 @@ left the exporter idle a fifth of the time. A crash then resends up to a second 
 deliveries. Dead letters are stored at once, with the cursor that passes them.
 
 A span may name its session after some spans of its trace were stored: the exporter ships
-a span only once it has been in the log for `settle_delay`.
+a span only once it has been in the log for `settle_delay`. A read that does not fill a
+request waits for more spans until its oldest has waited `settle_delay + flush_interval`,
+but no longer than spans that could still join it may arrive: a span seen later than
+`flush_interval` after the oldest settles only after that deadline, so once every span
+seen by then has settled, the read is what it would be at the deadline, and goes now.
 """
 
 from __future__ import annotations
@@ -171,10 +175,9 @@ class ExporterRunner:
         self._poll()
         now = self._clock()
         ready, ready_bytes = self._ready(now - float(self._config.settle_delay))
-        # read only to send: a full request, or spans that waited their flush interval
-        full = ready_bytes >= self.exporter.read_bytes
+        # read only to send: a full request, or a read no span can join any more
         if ready <= self.cursor or (
-            not full and now < self._seen_at(self.cursor + 1) + self._window
+            ready_bytes < self.exporter.read_bytes and not self._complete(ready, now)
         ):
             self._store_cursor()
             return False
@@ -323,6 +326,19 @@ class ExporterRunner:
         if appended is None:
             return ready, 0
         return ready, max(self.backlog_bytes - (self._appended - appended), 0)
+
+    def _complete(self, ready: int, now: float) -> bool:
+        """Whether the read up to `ready` is what it would be at its deadline (its oldest
+        span's `settle_delay + flush_interval`): the deadline has come, or no span seen
+        from now on could settle before it and every span seen until then has settled."""
+        oldest = self._seen_at(self.cursor + 1)
+        if now >= oldest + self._window:
+            return True
+        joins_until = oldest + float(self._config.flush_interval)  # the last arrival that can join
+        if now < joins_until:
+            return False
+        joining = max((s.head for s in self._seen if s.at <= joins_until), default=ready)
+        return ready >= joining
 
     def _seen_at(self, position: int) -> float:
         return next((s.at for s in self._seen if s.head >= position), self._clock())
