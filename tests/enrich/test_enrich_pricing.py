@@ -330,7 +330,7 @@ def test_repeated_calls_hit_the_cache() -> None:
         ("openai", "o3"),
         ("anthropic", "claude-sonnet-4-5"),
         ("anthropic", "claude-3-5-haiku"),
-        ("gcp.gen_ai", "gemini-2.5-pro"),  # size tiers: always through the library
+        ("gcp.gen_ai", "gemini-2.5-pro"),  # size tiers: per-token rates per tier
         ("gcp.vertex_ai", "gemini-2.5-flash"),
         ("deepseek", "deepseek-chat"),  # time-of-day prices
         ("x_ai", "grok-3"),
@@ -344,7 +344,7 @@ def test_fast_path_equals_the_library(provider: str, model: str) -> None:
     book = PriceBook()
     provider_id = book.provider_id(provider)
     for _ in range(60):
-        inp = rng.choice([0, 1, 50, 1_000, 30_000, 250_000])
+        inp = rng.choice([0, 1, 50, 1_000, 30_000, 200_000, 200_001, 250_000])  # tier: 200k
         read = rng.randint(0, inp)
         write = rng.randint(0, inp - read) if provider == "anthropic" else 0
         out = rng.choice([0, 1, 200, 8_000])
@@ -359,6 +359,25 @@ def test_fast_path_equals_the_library(provider: str, model: str) -> None:
             model, provider_id=provider_id, genai_request_timestamp=moment,
         ).total_price  # fmt: skip
         assert book.cost(call, when) == pytest.approx(float(expected), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("anthropic", "claude-sonnet-4-5"), ("gcp.gen_ai", "gemini-2.5-pro")]
+)
+def test_a_size_tiered_price_is_priced_per_token_not_per_call_by_the_library(
+    provider: str, model: str
+) -> None:
+    # every call of its own size once went through the library: ~250 us each
+    book = PriceBook()
+    rng = random.Random(7)
+    for _ in range(200):
+        inp = rng.randint(0, 400_000)
+        book.cost(
+            usage(provider, model, input_tokens=inp, output_tokens=rng.randint(0, 9_000)), WHEN_NS
+        )
+    info = book.cache_info()
+    assert info["linear"].misses == 1  # the rates of both tiers, read once
+    assert info["price"].misses <= 2 * 7  # the probes of two ranges, not one call per size
 
 
 def test_pricebook_ignores_global_custom_snapshot() -> None:
