@@ -7,8 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from session_bridge.malloc import YOUNG_COLLECTION_EVERY
-
 _COUNT_ARENAS = """
 import ctypes, sys, threading
 from session_bridge import malloc
@@ -99,7 +97,7 @@ from session_bridge import malloc
 import session_bridge.mapping.mapper  # what a process loads at start
 before = gc.get_freeze_count()
 malloc.freeze_startup_objects()
-print(before, gc.get_freeze_count(), len(gc.get_objects(generation=2)), gc.get_threshold()[0])
+print(before, gc.get_freeze_count(), len(gc.get_objects(generation=2)))
 """
 
 
@@ -107,10 +105,9 @@ def test_startup_objects_leave_the_collectors_sight() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _FROZEN_AFTER_START], capture_output=True, text=True, check=True
     )
-    before, frozen, oldest, young = map(int, done.stdout.split())
+    before, frozen, oldest = map(int, done.stdout.split())
     assert before == 0 and frozen > 10_000  # the modules' objects, no longer walked
     assert oldest < frozen // 10  # what a full collection still walks
-    assert young == YOUNG_COLLECTION_EVERY > 700  # collected less often than by default
 
 
 def test_the_bridge_does_not_load_httpx_command_line() -> None:

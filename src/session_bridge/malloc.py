@@ -46,23 +46,13 @@ def configure() -> None:
     reuse_large_blocks()
 
 
-YOUNG_COLLECTION_EVERY = 10_000  # container objects allocated (Python's default: 700)
-
-
 def freeze_startup_objects() -> None:
     """Move everything allocated so far out of the garbage collector's sight, once a
     process has started: modules, configuration, price data and parsers live as long as
     the process, and each full collection (which the objects of every request or read set
     off) walked them all again. Measured per span: 2.3 -> 0.75 us of collections in a map
-    worker, 2.2 -> 0.4 in the export process.
-
-    Then collect less often: a request or an export read allocates tens of thousands of
-    short-lived objects, and collecting every 700 of them walked each several times as it
-    aged through the generations (about 2 % of the instructions of a map worker and of the
-    export process). Reference counting frees them anyway; what the collector is for,
-    cycles, are rare here, and at most ~10k objects wait for it."""
+    worker, 2.2 -> 0.4 in the export process."""
     gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_EVERY, 50, 50)
 
 
 def _mallopt(parameter: int, value: int) -> bool:
