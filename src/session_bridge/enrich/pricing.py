@@ -412,14 +412,11 @@ def _fit(
         cache_write=(write - at_q) / m,
         reasoning=(reasoning - at_q) / m,
     )
-    c = q + min(7_919, m)
-    check = library(c, 1_223, (c - q) * 3 // 8, (c - q) // 8, 311)
-    if check is None or not math.isclose(
-        linear.cost(c, 1_223, (c - q) * 3 // 8, (c - q) // 8, 311),
-        check,
-        rel_tol=1e-9,
-        abs_tol=1e-12,
-    ):
+    # an unrelated call in the range: input, output, cache read, cache write, reasoning
+    extra = min(7_919, m)
+    point = (q + extra, 1_223, extra * 3 // 8, extra // 8, 311)
+    check = library(*point)
+    if check is None or not math.isclose(linear.cost(*point), check, rel_tol=1e-9, abs_tol=1e-12):
         return None
     return linear
 
