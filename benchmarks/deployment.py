@@ -217,7 +217,7 @@ class Delivery:
     @property
     def sustained_spans_per_s(self) -> float | None:
         """What reached the sink per second while the load ran, from its first delivery
-        (the settle delay and the last flush, a fixed latency, left out)."""
+        (the last flush and any settle delay, a fixed latency, left out)."""
         stats = self.at_load_end
         if not stats or not stats["first_at"]:
             return None

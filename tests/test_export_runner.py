@@ -1,5 +1,5 @@
-"""The export runner alone: settle delay, batching by bytes, retries and giving up, a
-blocked endpoint, the cursor, against an in-memory log and exporter and a fake clock.
+"""The export runner alone: settle delay (and spans whose session is known going without
+it), batching by bytes, retries and giving up, a blocked endpoint, the cursor, against an in-memory log and exporter and a fake clock.
 
 No thread runs and no real time passes: the tests call the runner's `_step()` (one read)
 themselves, and its stop event is replaced by one whose `wait(timeout)` moves the fake
@@ -55,8 +55,10 @@ class MemoryLog(ExportLog):
         self.cursors: dict[str, int] = {}
         self.commits: list[tuple[str, int, list[DeadLetter]]] = []
         self.reads: list[tuple[int, int]] = []  # (cursor, last position read)
+        self.named_queries: list[tuple[int, int]] = []
 
-    def append(self, *sizes: int) -> None:
+    def append(self, *sizes: int, session: str | None = None) -> None:
+        """Spans of a trace of `session` (None: a trace whose session is not known yet)."""
         for size in sizes:
             position = len(self.entries) + 1
             span = SpanRecord(
@@ -72,6 +74,7 @@ class MemoryLog(ExportLog):
                 event_type=EventType.DECISION,
                 is_error=False,
                 otlp_span=b"s" * size,
+                session_id=session,
             )
             self.entries.append(LogEntry(position, "default", span, b"", None, size))
 
@@ -95,6 +98,17 @@ class MemoryLog(ExportLog):
         if out:
             self.reads.append((cursor, out[-1].position))
         return out
+
+    def named_through(self, after: int, until: int) -> int:
+        self.named_queries.append((after, until))
+        for entry in self.entries[after:until]:
+            if entry.span.session_id is None:
+                return entry.position - 1
+        return until
+
+    def name(self, position: int, session: str) -> None:
+        """A later span names the session of the span at `position`."""
+        self.entries[position - 1].span.session_id = session
 
     def bytes_between(self, after: int, until: int) -> int:
         return sum(e.size for e in self.entries[after:until])
@@ -251,6 +265,61 @@ def test_spans_arriving_later_settle_on_their_own_clock() -> None:
     assert not h.step_at(1.5 + SETTLE_S - 0.01)
     assert h.step_at(1.5 + SETTLE_S + FLUSH_S)
     assert h.exporter.requests == [[1], [2]]
+
+
+def test_spans_whose_session_is_known_go_without_settling() -> None:
+    h = Harness()
+    h.log.append(100, 100, session="s1")
+    assert not h.step_at(0.0)
+    h.log.append(100, session="s1")
+    assert not h.step_at(FLUSH_S / 2)  # more may still join the batch
+    # no span seen from now on can join; every span seen until now may go: no settle
+    assert h.step_at(FLUSH_S)
+    assert h.exporter.requests == [[1, 2, 3]]
+    assert h.runner.cursor == 3 and h.runner.backlog_bytes == 0
+
+
+def test_a_full_batch_of_named_spans_goes_at_once() -> None:
+    h = Harness(max_request_bytes=1000)
+    h.log.append(600, 600, session="s1")
+    assert h.step_at(0.0)  # 1,200 bytes fill a request
+    assert h.exporter.requests == [[1], [2]]
+
+
+def test_a_span_still_unnamed_holds_back_the_spans_after_it_until_it_settles() -> None:
+    h = Harness(max_request_bytes=1000)
+    h.log.append(600, 600, session="s1")
+    h.log.append(100)  # its trace names no session yet
+    h.log.append(600, session="s2")
+    assert h.step_at(0.0)  # the first two fill a request: they go
+    assert h.exporter.requests == [[1], [2]]
+    assert not h.step_at(FLUSH_S)  # the fourth waits behind the unnamed third
+    assert not h.step_at(SETTLE_S - 0.01)
+    assert h.step_at(SETTLE_S)  # settled; the fourth goes with it, in log order
+    assert h.exporter.requests == [[1], [2], [3, 4]]
+    assert h.runner.cursor == 4
+
+
+def test_a_span_named_by_a_later_one_goes_once_named() -> None:
+    h = Harness()
+    h.log.append(100, 100)  # children: their trace's root, naming the session, comes later
+    assert not h.step_at(0.0)
+    h.log.append(100, session="s1")  # the root
+    h.log.name(1, "s1")
+    h.log.name(2, "s1")
+    assert not h.step_at(FLUSH_S / 2)
+    assert h.step_at(FLUSH_S)  # long before the children settle
+    assert h.exporter.requests == [[1, 2, 3]]
+
+
+def test_only_spans_not_looked_at_before_are_asked_about() -> None:
+    h = Harness()
+    h.log.append(100, session="s1")
+    h.step_at(0.0)
+    h.log.append(100, session="s1")
+    h.step_at(0.1)
+    h.step_at(0.2)  # nothing new: not asked
+    assert h.log.named_queries == [(0, 1), (1, 2)]
 
 
 def test_requests_are_packed_by_bytes_in_log_order() -> None:

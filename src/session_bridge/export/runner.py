@@ -14,11 +14,14 @@ left the exporter idle a fifth of the time. A crash then resends up to a second 
 deliveries. Dead letters are stored at once, with the cursor that passes them.
 
 A span may name its session after some spans of its trace were stored: the exporter ships
-a span only once it has been in the log for `settle_delay`. A read that does not fill a
-request waits for more spans until its oldest has waited `settle_delay + flush_interval`,
-but no longer than spans that could still join it may arrive: a span seen later than
-`flush_interval` after the oldest settles only after that deadline, so once every span
-seen by then has settled, the read is what it would be at the deadline, and goes now.
+a span of a trace without a session only once it has been in the log for `settle_delay`.
+A span whose trace has its session already goes without settling: nothing it is sent with
+can change by waiting. A read goes in log order, so it ends before the first span that
+must still settle. A read that does not fill a request waits for more spans until its
+oldest has waited `settle_delay + flush_interval`, but no longer than spans that could
+still join it may arrive: a span seen later than `flush_interval` after the oldest
+settles only after that deadline, so once every span seen by then can go, the read is
+what it would be at the deadline, and goes now.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ class ExporterRunner:
         self.head = 0
         self.backlog_bytes = 0  # read by the receivers' admission check, from any thread
         self._appended = 0  # bytes seen arriving in the log since the cursor was loaded
+        # every span after the cursor up to `_named` names its session (`_named_bytes`)
+        self._named = 0
+        self._named_bytes = 0
         self._dead_letters = 0
         self.blocked: Failure | None = None
         self._failing_since: float | None = None
@@ -108,6 +114,7 @@ class ExporterRunner:
         self.head = self._log.head()
         self.backlog_bytes = self._log.bytes_between(self.cursor, self.head)
         self._appended = self.backlog_bytes
+        self._named, self._named_bytes = self.cursor, 0
         self._seen.clear()
         self._seen.append(_Seen(self._clock(), self.head, self._appended))
         self._followed_at = self._clock()
@@ -174,7 +181,8 @@ class ExporterRunner:
             self._load_cursor()
         self._poll()
         now = self._clock()
-        ready, ready_bytes = self._ready(now - float(self._config.settle_delay))
+        settled = self._ready(now - float(self._config.settle_delay))
+        ready, ready_bytes = self._named_prefix(*settled)
         # read only to send: a full request, or a read no span can join any more
         if ready <= self.cursor or (
             ready_bytes < self.exporter.read_bytes and not self._complete(ready, now)
@@ -327,10 +335,25 @@ class ExporterRunner:
             return ready, 0
         return ready, max(self.backlog_bytes - (self._appended - appended), 0)
 
+    def _named_prefix(self, settled: int, settled_bytes: int) -> tuple[int, int]:
+        """How far a read may go: past the settled spans (`_ready`), over those whose
+        trace has its session, up to the first that must still settle; and its bytes.
+        Only spans not looked at before are looked at (a trace, once named, stays so)."""
+        if self._named <= settled:
+            self._named, self._named_bytes = settled, settled_bytes
+        if self._named < self.head:
+            named = self._log.named_through(self._named, self.head)
+            if named == self.head:  # the common case: the whole backlog
+                self._named, self._named_bytes = named, self.backlog_bytes
+            elif named > self._named:
+                self._named_bytes += self._log.bytes_between(self._named, named)
+                self._named = named
+        return self._named, self._named_bytes
+
     def _complete(self, ready: int, now: float) -> bool:
         """Whether the read up to `ready` is what it would be at its deadline (its oldest
         span's `settle_delay + flush_interval`): the deadline has come, or no span seen
-        from now on could settle before it and every span seen until then has settled."""
+        from now on could join it and every span seen until then can go."""
         oldest = self._seen_at(self.cursor + 1)
         if now >= oldest + self._window:
             return True
@@ -345,7 +368,9 @@ class ExporterRunner:
 
     def _committed(self, entries: list[LogEntry], dead: int) -> None:
         self.cursor = entries[-1].position
-        self.backlog_bytes = max(self.backlog_bytes - sum(e.size for e in entries), 0)
+        sent = sum(e.size for e in entries)
+        self.backlog_bytes = max(self.backlog_bytes - sent, 0)
+        self._named_bytes = max(self._named_bytes - sent, 0)
         self._metrics.delivery_lag_seconds.labels(self.name).observe(
             self._clock() - self._seen_at(entries[0].position)
         )

@@ -70,6 +70,12 @@ class CursorLog(ABC):
         entry sizes are reached (at least one entry when there is one)."""
 
     @abstractmethod
+    def named_through(self, after: int, until: int) -> int:
+        """The newest position p, after <= p <= until, such that every span in (after, p]
+        belongs to a trace whose session is known: those spans need not wait for a span
+        naming it (their trace-create carries it already)."""
+
+    @abstractmethod
     def bytes_between(self, after: int, until: int) -> int:
         """The summed entry sizes of after < position <= until."""
 

@@ -72,6 +72,12 @@ LEFT JOIN traces t ON t.project_id = s.project_id AND t.trace_id = s.trace_id
 WHERE e.position > %s AND e.position <= %s
 ORDER BY e.position, s.project_id, s.trace_id, s.start_ns, s.span_id"""
 
+# the first position in a range holding a span whose trace has no session yet (a span's
+# `session_id` is its trace's: the store names the spans stored before their trace was)
+_FIRST_UNNAMED = """
+SELECT min(e.position) FROM export_log e JOIN spans s ON s.log_xid = e.log_xid
+WHERE e.position > %s AND e.position <= %s AND s.session_id IS NULL"""
+
 
 @dataclass
 class _Lease:
@@ -209,6 +215,10 @@ class PostgresExportLog(ExportLog):
             return resources_by_key(
                 lambda query, params: conn.execute(query.encode(), params), "%s", keys
             )
+
+    def named_through(self, after: int, until: int) -> int:
+        first = self._one(_FIRST_UNNAMED, (after, until))
+        return until if first is None else int(first) - 1
 
     def bytes_between(self, after: int, until: int) -> int:
         total = self._one(

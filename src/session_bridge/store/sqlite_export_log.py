@@ -50,6 +50,14 @@ WHERE s.rowid > ? AND s.rowid <= ?
 ORDER BY s.rowid
 """
 
+# the first span in a range whose trace has no session yet (a span's `session_id` is its
+# trace's: the store names the spans stored before their trace was). Rowid order: it
+# stops there.
+_FIRST_UNNAMED = """
+SELECT rowid FROM spans WHERE rowid > ? AND rowid <= ? AND session_id IS NULL
+ORDER BY rowid LIMIT 1
+"""
+
 
 class SqliteExportLog(ExportLog):
     def __init__(self, path: Path, *, synchronous: str = "full") -> None:
@@ -115,6 +123,10 @@ class SqliteExportLog(ExportLog):
 
     def _fetch_resources(self, keys: list[bytes]) -> dict[bytes, bytes]:
         return resources_by_key(self._conn().execute, "?", keys)
+
+    def named_through(self, after: int, until: int) -> int:
+        row = self._conn().execute(_FIRST_UNNAMED, (after, until)).fetchone()
+        return until if row is None else int(row[0]) - 1
 
     def bytes_between(self, after: int, until: int) -> int:
         (total,) = (
