@@ -1,5 +1,6 @@
 """The export runner alone: settle delay (and spans whose session is known going without
-it), batching by bytes, retries and giving up, a blocked endpoint, the cursor, against an in-memory log and exporter and a fake clock.
+it), batching by bytes, retries and giving up, a blocked endpoint, the cursor, against an
+in-memory log and exporter and a fake clock.
 
 No thread runs and no real time passes: the tests call the runner's `_step()` (one read)
 themselves, and its stop event is replaced by one whose `wait(timeout)` moves the fake
