@@ -73,10 +73,13 @@ WHERE e.position > %s AND e.position <= %s
 ORDER BY e.position, s.project_id, s.trace_id, s.start_ns, s.span_id"""
 
 # the first position in a range holding a span whose trace has no session yet (a span's
-# `session_id` is its trace's: the store names the spans stored before their trace was)
+# `session_id` is its trace's: the store names the spans stored before their trace was).
+# Position order, stopping there: where no trace names a session, every span matches.
 _FIRST_UNNAMED = """
-SELECT min(e.position) FROM export_log e JOIN spans s ON s.log_xid = e.log_xid
-WHERE e.position > %s AND e.position <= %s AND s.session_id IS NULL"""
+SELECT e.position FROM export_log e
+WHERE e.position > %s AND e.position <= %s
+  AND (SELECT true FROM spans s WHERE s.log_xid = e.log_xid AND s.session_id IS NULL LIMIT 1)
+ORDER BY e.position LIMIT 1"""
 
 
 @dataclass
