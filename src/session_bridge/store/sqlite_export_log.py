@@ -76,6 +76,9 @@ class SqliteExportLog(ExportLog):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
+            # checkpoints are the store's (its checkpointer thread): a cursor commit that
+            # finds the WAL long would otherwise copy it into the database itself
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
