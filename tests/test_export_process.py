@@ -1,6 +1,6 @@
 """With map workers, the exporters run in a process of their own (`export/process.py`): it
 delivers every span with events built from the stored spans (replicas sharing PostgreSQL
-build them at ingest instead), its metrics and health reach
+build them at ingest instead), spans whose session is known without the settle delay, its metrics and health reach
 the bridge's `/metrics` and `/readyz`, its back-pressure reaches the receivers, a killed
 export process is started again with nothing lost, and it dies with the bridge."""
 
@@ -101,6 +101,32 @@ def _metric(bridge: BridgeProcess, name: str) -> float:
     return next(
         (float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)), 0.0
     )
+
+
+def test_spans_of_a_trace_whose_session_is_known_go_without_the_settle_delay(
+    server: IngestionServer, tmp_path: Path
+) -> None:
+    # a settle delay far beyond the wait below: what arrives went without it
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "exporters:\n  ingestion:\n"
+        f"    base_url: {server.base_url}\n"
+        f"    public_key: {server.public_key}\n    secret_key: {server.secret_key}\n"
+        "    settle_delay: 10m\n    flush_interval: 20ms\n"
+    )
+    bridge = BridgeProcess.start(
+        "--config", str(config), "--data-dir", str(tmp_path / "d"), "--workers", "2"
+    )
+    try:
+        turns = [turn("sess-early", index=i) for i in range(3)]  # each root names the session
+        assert _post(bridge, turns).status_code == 200
+        expected = {x for t in turns for x in t.span_ids}
+        server.wait_for(lambda s: s.observation_ids() >= expected)
+        creates = [e["body"] for e in server.snapshot() if e["type"] == "trace-create"]
+        assert {c["id"] for c in creates} == {t.trace_id.hex() for t in turns}
+        assert {c.get("sessionId") for c in creates} == {"sess-early"}
+    finally:
+        bridge.stop()
 
 
 def test_the_export_process_delivers_events_built_from_the_stored_spans(
