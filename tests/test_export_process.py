@@ -43,14 +43,18 @@ def test_the_workers_share_the_cores_with_the_export_process(
 
 
 def _start(
-    tmp_path: Path, server: IngestionServer, extra: str = "", storage: str = ""
+    tmp_path: Path,
+    server: IngestionServer,
+    extra: str = "",
+    storage: str = "",
+    settle_delay: str = "0s",
 ) -> BridgeProcess:
     config = tmp_path / "bridge.yaml"
     config.write_text(
         storage + "exporters:\n  ingestion:\n"
         f"    base_url: {server.base_url}\n"
         f"    public_key: {server.public_key}\n    secret_key: {server.secret_key}\n"
-        "    settle_delay: 0s\n    flush_interval: 20ms\n"
+        f"    settle_delay: {settle_delay}\n    flush_interval: 20ms\n"
         "    retry: {initial_interval: 20ms, max_interval: 200ms}\n" + extra
     )
     return BridgeProcess.start(
@@ -107,16 +111,7 @@ def test_spans_of_a_trace_whose_session_is_known_go_without_the_settle_delay(
     server: IngestionServer, tmp_path: Path
 ) -> None:
     # a settle delay far beyond the wait below: what arrives went without it
-    config = tmp_path / "bridge.yaml"
-    config.write_text(
-        "exporters:\n  ingestion:\n"
-        f"    base_url: {server.base_url}\n"
-        f"    public_key: {server.public_key}\n    secret_key: {server.secret_key}\n"
-        "    settle_delay: 10m\n    flush_interval: 20ms\n"
-    )
-    bridge = BridgeProcess.start(
-        "--config", str(config), "--data-dir", str(tmp_path / "d"), "--workers", "2"
-    )
+    bridge = _start(tmp_path, server, settle_delay="10m")
     try:
         turns = [turn("sess-early", index=i) for i in range(3)]  # each root names the session
         assert _post(bridge, turns).status_code == 200

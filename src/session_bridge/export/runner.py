@@ -83,7 +83,8 @@ class ExporterRunner:
         self.head = 0
         self.backlog_bytes = 0  # read by the receivers' admission check, from any thread
         self._appended = 0  # bytes seen arriving in the log since the cursor was loaded
-        # every span after the cursor up to `_named` names its session (`_named_bytes`)
+        # every span after the cursor up to `_named` may go, settled or of a trace whose
+        # session is known; `_named_bytes` of them
         self._named = 0
         self._named_bytes = 0
         self._dead_letters = 0
