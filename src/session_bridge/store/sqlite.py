@@ -17,8 +17,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import apsw
-
 from session_bridge.rollup.binding import (
     RollupPlan,
     TraceDelta,
@@ -249,6 +247,8 @@ def batch_tables(spans: Iterable[tuple[Any, ...]], traces: Iterable[tuple[Any, .
     # APSW binds a row's values in C, 2.4 times as fast as the `sqlite3` module (about 4 us
     # a span less); the image is the file format, which the writer's `sqlite3` reads. (A
     # database in memory only: two SQLite libraries must never share a file in a process.)
+    import apsw  # here: only map workers build batch tables (~3 MB less in other processes)
+
     conn = apsw.Connection(":memory:")
     try:
         conn.execute(_TABLES_DDL)
