@@ -46,19 +46,20 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
             found = resources[entry.resource] = resource_attributes(entry.resource)
         return found
 
-    observations: list[bytes] = []
+    observations: list[tuple[str, bytes]] = []  # each span's event: its id and JSON
     fields: list[dict[str, Any] | None] = []
     scored: dict[int, RawSpan] = {}  # the spans that carry evaluation results
     traces: dict[bytes, list[int]] = {}
     for index, entry in enumerate(entries):
         raw = None
         if entry.ingestion_event is not None:
-            observations.append(entry.ingestion_event)
+            observations.append((event_key(entry.ingestion_event), entry.ingestion_event))
             fields.append(orjson.loads(entry.trace_fields) if entry.trace_fields else None)
         else:
             raw = _decoded(entry, resource)
             io = span_io(raw)
-            observations.append(dumps(observation_event(entry.span, raw, io)))
+            event = observation_event(entry.span, raw, io)
+            observations.append((event["id"], dumps(event)))
             fields.append(trace_fields(raw, entry.span.parent_span_id is None, io))
         if _EVALUATION_MARK in entry.span.otlp_span:
             scored[index] = raw or _decoded(entry, resource)  # its scores are built here
@@ -71,8 +72,8 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
             member_entries = [entries[i] for i in members]
             member_fields = [fields[i] for i in members]
             units.append(_trace_unit(member_entries, member_fields, resource, max_event_bytes))
-        payload = fit_bytes(observations[index], max_event_bytes)
-        units.append(Unit(payload=payload, entries=[entry], key=event_key(payload)))
+        key, payload = observations[index]
+        units.append(Unit(fit_bytes(payload, max_event_bytes), [entry], key))
         raw = scored.get(index)
         if raw is not None:
             span = entry.span
@@ -97,5 +98,7 @@ def _trace_unit(
     # the trace's resource: its root's when the root is among the entries, as Langfuse reads it
     first = next((e for e in entries if e.span.parent_span_id is None), entries[0])
     started = next((e.trace_start_ns for e in entries if e.trace_start_ns), None)
-    event = trace_event(spans, fields, resource(first), started)
-    return Unit(payload=fit(event, max_event_bytes), entries=entries, key=event["id"])
+    event, payload = trace_event(spans, fields, resource(first), started)
+    if len(payload) > max_event_bytes:
+        payload = fit(event, max_event_bytes)
+    return Unit(payload=payload, entries=entries, key=event["id"])

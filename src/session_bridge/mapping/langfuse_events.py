@@ -61,6 +61,7 @@ _LEVELS = {
 }  # fmt: skip
 _LEVEL_KEY = ("langfuse.observation.level",)
 _TYPE_KEY = ("langfuse.observation.type",)
+_DECLARING_KEYS = frozenset((*_LEVEL_KEY, *_TYPE_KEY, *VERSION_KEYS))
 # (key, parameter name) of each `gen_ai.request.*` / `llm.invocation_parameters.*` key,
 # found in the span's joined keys (`RawSpan.key_text`) in one scan
 _PARAMETER_KEY = re.compile(r"\n((?:gen_ai\.request\.|llm\.invocation_parameters\.)([^\n]+))")
@@ -105,7 +106,9 @@ def observation_event(
     span: SpanRecord, raw: RawSpan, io: tuple[Any, Any] | None = None
 ) -> dict[str, Any]:
     """The generation-, event- or span-create of one span (`io`: its `span_io`, if known)."""
-    declared = raw.first(_TYPE_KEY)
+    # most spans have none of the keys that set the type, level or version: one check
+    declares = not _DECLARING_KEYS.isdisjoint(raw.attributes)
+    declared = raw.first(_TYPE_KEY) if declares else None
     if span.event_type is EventType.LLM_CALL:
         kind = "generation-create"
     elif isinstance(declared, str) and declared.lower() == "event":
@@ -124,7 +127,7 @@ def observation_event(
     body["startTime"] = iso_from_ns(span.start_ns)
     if kind != "event-create":
         body["endTime"] = ended
-    body["level"] = _level(span, raw)
+    body["level"] = _level(span, raw if declares else None)
     if span.status_message:
         body["statusMessage"] = span.status_message
     if inputs is not None:
@@ -137,7 +140,7 @@ def observation_event(
         "scope": {"name": span.scope_name},
         "eventType": span.event_type,  # a StrEnum: JSON has its value
     }
-    version = _version(raw)
+    version = _version(raw if declares else None, raw.resource)
     if version is not None:
         body["version"] = version
     named = environment(span.environment)
@@ -239,17 +242,19 @@ def _map_value(value: Any) -> Any:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _level(span: SpanRecord, raw: RawSpan) -> str:
-    declared = raw.first(_LEVEL_KEY)
+def _level(span: SpanRecord, raw: RawSpan | None) -> str:
+    """`raw`: None when the span declares no level."""
+    declared = raw.first(_LEVEL_KEY) if raw is not None else None
     if isinstance(declared, str) and declared.upper() in _LEVELS:
         return _LEVELS[declared.upper()]
     return "ERROR" if span.status_code == 2 or span.is_error else "DEFAULT"
 
 
-def _version(raw: RawSpan) -> str | None:
-    value = raw.first(VERSION_KEYS)
+def _version(raw: RawSpan | None, resource: dict[str, Any]) -> str | None:
+    """`raw`: None when the span declares no version."""
+    value = raw.first(VERSION_KEYS) if raw is not None else None
     if value is None:
-        value = resource_version(raw.resource)
+        value = resource_version(resource)
     return None if value is None else str(value)
 
 
@@ -268,10 +273,10 @@ def trace_event(
     span_fields: Sequence[dict[str, Any] | None],
     resource: dict[str, Any],
     trace_start_ns: int | None,
-) -> dict[str, Any]:
-    """The trace-create of one trace, from some (or all) of its spans (session and user:
-    the trace's) and their `mapping.langfuse.trace_fields`: the root's first, then the
-    others' in order (`resource`: the first of those spans')."""
+) -> tuple[dict[str, Any], bytes]:
+    """The trace-create of one trace, and its JSON, from some (or all) of its spans
+    (session and user: the trace's) and their `mapping.langfuse.trace_fields`: the
+    root's first, then the others' in order (`resource`: the first of those spans')."""
     # one pass: the root, the first user, session and environment named, the time span
     root = None
     user_id = session_id = named_environment = None
@@ -304,9 +309,11 @@ def trace_event(
             "public": True if fields.public else None,
         }
     )
-    digest = hashlib.blake2b(dumps(body), digest_size=16).hexdigest()
+    body_bytes = dumps(body)
+    digest = hashlib.blake2b(body_bytes, digest_size=16).hexdigest()
     ended = iso_from_ns(ended_ns)
-    return envelope(f"trace-create:{body['id']}:{digest}", "trace-create", ended, body)
+    event = envelope(f"trace-create:{body['id']}:{digest}", "trace-create", ended, body)
+    return event, _envelope_bytes(event, body_bytes)
 
 
 # -- envelopes and bytes -----------------------------------------------------------------
@@ -315,6 +322,13 @@ def trace_event(
 def envelope(name: str, kind: str, timestamp: str, body: dict[str, Any]) -> dict[str, Any]:
     # `id` first: `event_key` reads it back from the bytes
     return {"id": event_id(name), "timestamp": timestamp, "type": kind, "body": body}
+
+
+def _envelope_bytes(event: dict[str, Any], body: bytes) -> bytes:
+    """`dumps(event)` from its body's JSON, without encoding the body a second time (the
+    envelope's other fields are ASCII that JSON writes as it is)."""
+    head = f'{{"id":"{event["id"]}","timestamp":"{event["timestamp"]}","type":"{event["type"]}"'
+    return b"".join((head.encode(), b',"body":', body, b"}"))
 
 
 def event_id(name: str) -> str:
