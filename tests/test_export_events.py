@@ -10,7 +10,12 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from session_bridge.export.langfuse_events import ingestion_units
-from session_bridge.mapping.langfuse_events import add_ingestion_events, environment, fit
+from session_bridge.mapping.langfuse_events import (
+    add_ingestion_events,
+    dumps,
+    environment,
+    fit,
+)
 from session_bridge.mapping.mapper import map_request
 from session_bridge.store.export_log import LogEntry
 from tests.export_helpers import log_entries
@@ -127,6 +132,23 @@ def test_the_same_spans_always_give_the_same_bytes() -> None:
     first = [u.payload for u in ingestion_units(entries(spans), 1_000_000)]
     again = [u.payload for u in ingestion_units(entries(spans), 1_000_000)]
     assert first == again
+
+
+def test_every_event_is_the_json_of_its_fields() -> None:
+    """Trace-creates are written around their body's JSON (encoded once, for the id):
+    the bytes are those of the whole event encoded, also where encoding takes the slow
+    way (JSON metadata with a lone surrogate and an integer past 64 bits)."""
+    trace, root = os.urandom(16), os.urandom(8)
+    odd = '{"s": "\\ud800", "big": 18446744073709551616}'
+    spans = [
+        proto_span(trace, root, "root", {"session.id": "s", "langfuse.trace.metadata.n": odd}),
+        proto_span(trace, os.urandom(8), "child", {"input.value": "ünï ✓"}, parent=root),
+    ]
+    units = ingestion_units(entries(spans), 1_000_000)
+    assert json.loads(units[0].payload)["body"]["metadata"]["n"]["big"] == 2**64
+    for unit in units:
+        event = json.loads(unit.payload)
+        assert unit.payload == dumps(event) and unit.key == event["id"]
 
 
 def test_a_fuller_trace_create_is_a_new_event_an_identical_one_is_not() -> None:
