@@ -19,11 +19,13 @@ from typing import Any
 
 import bridge
 from processes import (
+    CLK_TCK,
     HERE,
     HOST,
     BenchError,
     Children,
     ProcessWatcher,
+    cpu_ticks,
     free_port,
     port_pair,
     run_loadgen,
@@ -147,6 +149,9 @@ class Deployment:
                 raise BenchError(f"a bridge exited (code {proc.returncode}):\n{tail(log)}")
         return result
 
+    def sink_ticks(self) -> int:
+        return cpu_ticks(self.sink.pid)
+
     def ticks_by_role(self) -> dict[str, int]:
         """CPU ticks so far of the replicas' processes, summed per `processes.role` (their
         sum: the whole trees')."""
@@ -213,6 +218,9 @@ class Delivery:
     started_at: float  # time.monotonic() of the first request
     loaded_at: float  # ... and of the load's end
     at_load_end: dict[str, Any] | None = None  # the sink's stats as the load ended
+    # CPU taken by everything but the bridges, the sink and the load generator while the
+    # load ran (other processes, plus hypervisor steal): 100 = one core
+    other_cpu_pct: float = 0.0
 
     @property
     def sustained_spans_per_s(self) -> float | None:
@@ -241,14 +249,22 @@ def deliver(
 ) -> Delivery:
     """Load for `seconds`, then wait up to `timeout_s` until the sink holds every
     acknowledged span."""
+    ours0 = sum(dep.ticks_by_role().values()) + dep.sink_ticks()
     result = dep.load(transport, seconds, max_requests, concurrency, seed)
+    ours1 = sum(dep.ticks_by_role().values()) + dep.sink_ticks()
     loaded_at = time.monotonic()
     at_load_end = dep.stats()
     started_at = loaded_at - float(result["elapsed_s"])
     acked = int(result["spans_acknowledged"])
+    elapsed = float(result["elapsed_s"]) or 1.0
+    ours = 100.0 * (ours1 - ours0) / CLK_TCK / elapsed + float(result["client_cpu_pct"])
+    machine = float(result["machine_cpu_pct"]) + float(result.get("machine_steal_pct", 0.0))
     with contextlib.suppress(BenchError):
         wait_until(lambda: dep.stats()["observations"] >= acked, timeout_s, "", interval)
-    return Delivery(result, dep.stats(), acked, started_at, loaded_at, at_load_end)
+    return Delivery(
+        result, dep.stats(), acked, started_at, loaded_at, at_load_end,
+        round(max(machine - ours, 0.0), 1),
+    )  # fmt: skip
 
 
 @dataclass

@@ -107,6 +107,7 @@ def end_to_end(
             "requests_to_sink": stats["requests"],
             "sustained_spans_per_s": round(done.sustained_spans_per_s or 0.0, 1),
             "peak_pss_mb": dep.peak_pss_mb(),
+            "other_cpu_pct": done.other_cpu_pct,
             # where the CPU went: the bridge process(es), the map workers, the export processes
             "cpu_us_per_span_by_role": {
                 name: round((roles1[name] - roles0.get(name, 0)) / CLK_TCK * 1e6 / acked, 1)
@@ -363,6 +364,8 @@ def format_report(rows: list[Row]) -> str:
                 by_role = d.get("cpu_us_per_span_by_role") or {}
                 if by_role:
                     check += ", us/span " + " ".join(f"{k} {v:.0f}" for k, v in by_role.items())
+                if "other_cpu_pct" in d:
+                    check += f", other CPU {d['other_cpu_pct']:.0f}%"
         else:
             check = f"p99 {d['p99_ms']:.0f} ms, other CPU {d['other_cpu_pct']:.0f}%"
         if d.get("requests_failed"):
@@ -396,8 +399,8 @@ def format_report(rows: list[Row]) -> str:
         "peak RSS: sum of VmHWM over every process of the bridge tree(s) (bridge, map workers,",
         "  export process, all replicas); PSS (end to end): the peak of the trees' summed PSS,",
         "  each shared page counted once; CPU%: the bridge tree(s) while loaded, 100 = one core;",
-        "  other CPU:",
-        "  everything else on the machine meanwhile (other sessions: above 30%, noisy).",
+        "  other CPU: everything else on the machine while the load ran (other sessions,",
+        "  hypervisor steal; not the bridges, the sink or the load generator): above 30%, noisy.",
     ]
     cost = file_exporter_cost(rows)
     for transport, value in sorted(cost.items()):
