@@ -219,7 +219,7 @@ class Delivery:
     loaded_at: float  # ... and of the load's end
     at_load_end: dict[str, Any] | None = None  # the sink's stats as the load ended
     # CPU taken by everything but the bridges, the sink and the load generator while the
-    # load ran (other processes, plus hypervisor steal): 100 = one core
+    # load ran (other processes, PostgreSQL among them, plus hypervisor steal): 100 = one core
     other_cpu_pct: float = 0.0
 
     @property

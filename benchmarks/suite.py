@@ -399,8 +399,9 @@ def format_report(rows: list[Row]) -> str:
         "peak RSS: sum of VmHWM over every process of the bridge tree(s) (bridge, map workers,",
         "  export process, all replicas); PSS (end to end): the peak of the trees' summed PSS,",
         "  each shared page counted once; CPU%: the bridge tree(s) while loaded, 100 = one core;",
-        "  other CPU: everything else on the machine while the load ran (other sessions,",
-        "  hypervisor steal; not the bridges, the sink or the load generator): above 30%, noisy.",
+        "  other CPU: everything else on the machine while the load ran (other sessions, the",
+        "  PostgreSQL server, hypervisor steal; not the bridges, the sink or the load",
+        "  generator): past 30% a row is noisy.",
     ]
     cost = file_exporter_cost(rows)
     for transport, value in sorted(cost.items()):
