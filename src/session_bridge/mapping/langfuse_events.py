@@ -107,11 +107,14 @@ def observation_event(
 ) -> dict[str, Any]:
     """The generation-, event- or span-create of one span (`io`: its `span_io`, if known)."""
     # most spans have none of the keys that set the type, level or version: one check
-    declares = not _DECLARING_KEYS.isdisjoint(raw.attributes)
-    declared = raw.first(_TYPE_KEY) if declares else None
+    declared_type = declared_level = declared_version = None
+    if not _DECLARING_KEYS.isdisjoint(raw.attributes):
+        declared_type = raw.first(_TYPE_KEY)
+        declared_level = raw.first(_LEVEL_KEY)
+        declared_version = raw.first(VERSION_KEYS)
     if span.event_type is EventType.LLM_CALL:
         kind = "generation-create"
-    elif isinstance(declared, str) and declared.lower() == "event":
+    elif isinstance(declared_type, str) and declared_type.lower() == "event":
         kind = "event-create"
     else:
         kind = "span-create"
@@ -127,7 +130,7 @@ def observation_event(
     body["startTime"] = iso_from_ns(span.start_ns)
     if kind != "event-create":
         body["endTime"] = ended
-    body["level"] = _level(span, raw if declares else None)
+    body["level"] = _level(span, declared_level)
     if span.status_message:
         body["statusMessage"] = span.status_message
     if inputs is not None:
@@ -140,7 +143,7 @@ def observation_event(
         "scope": {"name": span.scope_name},
         "eventType": span.event_type,  # a StrEnum: JSON has its value
     }
-    version = _version(raw if declares else None, raw.resource)
+    version = _version(declared_version, raw.resource)
     if version is not None:
         body["version"] = version
     named = environment(span.environment)
@@ -242,19 +245,16 @@ def _map_value(value: Any) -> Any:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _level(span: SpanRecord, raw: RawSpan | None) -> str:
-    """`raw`: None when the span declares no level."""
-    declared = raw.first(_LEVEL_KEY) if raw is not None else None
+def _level(span: SpanRecord, declared: Any) -> str:
+    """The span's level: the one it declares (`declared`, None if none), else its status's."""
     if isinstance(declared, str) and declared.upper() in _LEVELS:
         return _LEVELS[declared.upper()]
     return "ERROR" if span.status_code == 2 or span.is_error else "DEFAULT"
 
 
-def _version(raw: RawSpan | None, resource: dict[str, Any]) -> str | None:
-    """`raw`: None when the span declares no version."""
-    value = raw.first(VERSION_KEYS) if raw is not None else None
-    if value is None:
-        value = resource_version(resource)
+def _version(declared: Any, resource: dict[str, Any]) -> str | None:
+    """The version the span declares (`declared`, None if none), else its resource's."""
+    value = declared if declared is not None else resource_version(resource)
     return None if value is None else str(value)
 
 
