@@ -19,7 +19,6 @@ from typing import Any
 
 import bridge
 from processes import (
-    CLK_TCK,
     HERE,
     HOST,
     BenchError,
@@ -27,6 +26,7 @@ from processes import (
     ProcessWatcher,
     cpu_ticks,
     free_port,
+    other_cpu_pct,
     port_pair,
     run_loadgen,
     tail,
@@ -256,14 +256,11 @@ def deliver(
     at_load_end = dep.stats()
     started_at = loaded_at - float(result["elapsed_s"])
     acked = int(result["spans_acknowledged"])
-    elapsed = float(result["elapsed_s"]) or 1.0
-    ours = 100.0 * (ours1 - ours0) / CLK_TCK / elapsed + float(result["client_cpu_pct"])
-    machine = float(result["machine_cpu_pct"]) + float(result.get("machine_steal_pct", 0.0))
     with contextlib.suppress(BenchError):
         wait_until(lambda: dep.stats()["observations"] >= acked, timeout_s, "", interval)
     return Delivery(
         result, dep.stats(), acked, started_at, loaded_at, at_load_end,
-        round(max(machine - ours, 0.0), 1),
+        other_cpu_pct(result, ours1 - ours0),
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from processes import (
     BenchError,
     Children,
     ProcessWatcher,
+    other_cpu_pct,
     port_pair,
     run_loadgen,
     tail,
@@ -133,10 +134,7 @@ def measure(
         watcher.stop()
         elapsed = result["elapsed_s"] or 1.0
         result["server_cpu_pct"] = round(100.0 * (ticks1 - ticks0) / CLK_TCK / elapsed, 1)
-        # CPU taken by everything else (other processes, plus hypervisor steal)
-        ours = result["server_cpu_pct"] + result["client_cpu_pct"]
-        others = result["machine_cpu_pct"] + result.get("machine_steal_pct", 0.0) - ours
-        result["other_cpu_pct"] = round(max(0.0, others), 1)
+        result["other_cpu_pct"] = other_cpu_pct(result, ticks1 - ticks0)
         result["peak_rss_kb"] = sum(watcher.hwm.values())
         result["peak_pss_kb"] = watcher.peak_pss
         result["rss_processes"] = len(watcher.hwm)

@@ -112,6 +112,16 @@ def cpu_jiffies() -> list[int]:
     return [v[0] + v[1] + v[2], v[5] + v[6], v[7], sum(v)]
 
 
+def other_cpu_pct(load: dict[str, Any], ours_ticks: int) -> float:
+    """CPU taken by everything else on the machine while a load ran (other processes,
+    plus hypervisor steal), 100 = one core: the load generator's result (its machine
+    counters and its own CPU) less `ours_ticks`, what the measured processes used."""
+    elapsed = float(load["elapsed_s"]) or 1.0
+    ours = 100.0 * ours_ticks / CLK_TCK / elapsed + float(load["client_cpu_pct"])
+    machine = float(load["machine_cpu_pct"]) + float(load.get("machine_steal_pct", 0.0))
+    return round(max(machine - ours, 0.0), 1)
+
+
 # a bridge's child processes, by the module they run (the rest: the bridge process)
 ROLES = {"session_bridge.export.process": "export", "session_bridge.ingest.workers": "map"}
 
