@@ -1,8 +1,9 @@
 """With map workers, the exporters run in a process of their own (`export/process.py`): it
 delivers every span with events built from the stored spans (replicas sharing PostgreSQL
-build them at ingest instead), spans whose session is known without the settle delay, its metrics and health reach
-the bridge's `/metrics` and `/readyz`, its back-pressure reaches the receivers, a killed
-export process is started again with nothing lost, and it dies with the bridge."""
+build them at ingest instead), spans whose session is known without the settle delay,
+its metrics and health reach the bridge's `/metrics` and `/readyz`, its back-pressure
+reaches the receivers, a killed export process is started again with nothing lost, and
+it dies with the bridge."""
 
 from __future__ import annotations
 
