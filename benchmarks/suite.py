@@ -38,6 +38,8 @@ SECTIONS = ("reference", "ingest", "sqlite", "pg", "backlog")
 SCHEMA_PREFIX = f"suite_{os.getpid()}_"
 NO_EXPORTERS = "ingest, defaults + exporters: {}"
 FILE_ONLY = "ingest, defaults + file exporter"  # exporters: {file: {}}
+# end to end on the defaults, as a share of the walk reference: the goal, and the floor
+TARGET_RATIOS = (0.5, 0.3)
 
 
 @dataclass
@@ -307,7 +309,7 @@ def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], bool]:
         if "pg" not in args.skip:
             with contextlib.suppress(Exception):
                 drop_schemas(args.pg_dsn, SCHEMA_PREFIX)
-    reference = {r.transport: r.spans_per_s for r in rows if r.section == "reference" and r.ok}
+    reference = reference_rates(rows)
     for r in rows:
         if r.ok and r.section != "backlog" and reference.get(r.transport):
             r.ratio = round(r.spans_per_s / reference[r.transport], 3)
@@ -315,6 +317,30 @@ def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], bool]:
             if sustained:
                 r.detail["sustained_ratio"] = round(sustained / reference[r.transport], 3)
     return rows, interrupted
+
+
+def reference_rates(rows: list[Row]) -> dict[str, float]:
+    """The walk reference's spans/s, per transport."""
+    return {r.transport: r.spans_per_s for r in rows if r.section == "reference" and r.ok}
+
+
+def cpu_budgets(rows: list[Row]) -> list[str]:
+    """Per end-to-end SQLite row: the CPU per span that each of `TARGET_RATIOS` would leave,
+    at the CPU the bridge's processes got (their CPU%), beside what they spent: the rate
+    is that CPU over the CPU per span, so a ratio is reached when its budget is not spent."""
+    reference = reference_rates(rows)
+    lines = []
+    for r in rows:
+        walk = reference.get(r.transport)
+        if r.section != "sqlite" or not r.ok or not walk or not r.cpu_us_per_span:
+            continue
+        budgets = " / ".join(f"{r.cpu_pct * 1e4 / (t * walk):.0f}" for t in TARGET_RATIOS)
+        targets = " / ".join(f"{t}x" for t in TARGET_RATIOS)
+        lines.append(
+            f"CPU per span that {targets} of the walk leaves end to end ({r.transport},"
+            f" at {r.cpu_pct:.0f}% CPU): {budgets} us; spent {r.cpu_us_per_span:.0f}"
+        )
+    return lines
 
 
 def file_exporter_cost(rows: list[Row]) -> dict[str, float]:
@@ -403,6 +429,7 @@ def format_report(rows: list[Row]) -> str:
         "  PostgreSQL server, hypervisor steal; not the bridges, the sink or the load",
         "  generator): past 30% a row is noisy.",
     ]
+    lines += cpu_budgets(rows)
     cost = file_exporter_cost(rows)
     for transport, value in sorted(cost.items()):
         lines.append(f"the file exporter's cost on ingest ({transport}): {value:.0%}")
