@@ -1,7 +1,7 @@
 # otel-session-bridge: OTLP/gRPC on 4317, OTLP/HTTP + sessions API on 4318.
 
-# The package's wheel, with its compiled attribute decoder (setup.py): built where a C
-# compiler is, so that the image that runs needs none.
+# The package's wheel, with its compiled attribute decoder and event writer (setup.py):
+# built where a C compiler is, so that the image that runs needs none.
 FROM python:3.11-slim AS wheel
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -24,7 +24,7 @@ RUN pip install -r constraints.txt \
 COPY --from=wheel /wheel /tmp/wheel
 COPY config ./config
 RUN pip install --no-deps /tmp/wheel/*.whl && rm -r /tmp/wheel \
- && python -c "import session_bridge.otlp._wire"
+ && python -c "import session_bridge.otlp._wire, session_bridge.mapping._event_json"
 
 USER bridge
 VOLUME ["/var/lib/session-bridge"]

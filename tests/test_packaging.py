@@ -36,6 +36,7 @@ def test_the_image_installs_pinned_dependencies_and_checks_liveness() -> None:
     # dependencies in a layer of their own, before the package
     assert image.index("constraints.txt") < image.index("COPY --from=wheel")
     assert "/healthz" in image and "/readyz'" not in image
-    # the package's wheel is built with a C compiler, and the image checks its decoder
+    # the package's wheel is built with a C compiler, and the image checks its compiled
+    # modules
     assert "AS wheel" in build and "gcc" in build and "pip wheel" in build
-    assert "import session_bridge.otlp._wire" in image
+    assert "import session_bridge.otlp._wire, session_bridge.mapping._event_json" in image

@@ -20,12 +20,11 @@ from session_bridge.export.scores import response_spans, score_events
 from session_bridge.mapping.evaluations import EVALUATION_EVENT
 from session_bridge.mapping.langfuse import trace_fields
 from session_bridge.mapping.langfuse_events import (
-    dumps,
     environment,
     event_key,
     fit,
     fit_bytes,
-    observation_event,
+    observation_json,
     trace_event,
 )
 from session_bridge.mapping.payloads import RawSpan, decode_span, span_io
@@ -58,8 +57,7 @@ def ingestion_units(entries: Sequence[LogEntry], max_event_bytes: int) -> list[U
         else:
             raw = _decoded(entry, resource)
             io = span_io(raw)
-            event = observation_event(entry.span, raw, io)
-            observations.append((event["id"], dumps(event)))
+            observations.append(observation_json(entry.span, raw, io))
             fields.append(trace_fields(raw, entry.span.parent_span_id is None, io))
         if _EVALUATION_MARK in entry.span.otlp_span:
             scored[index] = raw or _decoded(entry, resource)  # its scores are built here

@@ -50,8 +50,15 @@ from session_bridge.model import EventType, SpanRecord
 from session_bridge.otlp.values import resource_attributes
 from session_bridge.timefmt import iso_from_ns
 
+try:
+    from session_bridge.mapping import _event_json
+except ImportError:  # built without a C compiler: events are built as dictionaries
+    _event_json = None  # type: ignore[assignment]
 NAMESPACE = uuid.UUID("6f0d3c52-4a8e-4b7c-9a51-0e9f2b1c7d40")
 _NAMESPACE_BYTES = NAMESPACE.bytes
+if _event_json is not None:
+    _event_json.set_namespace(_NAMESPACE_BYTES)
+COMPILED = _event_json is not None
 _LEVELS = {
     "DEBUG": "DEBUG", "TRACE": "DEBUG", "VERBOSE": "DEBUG",
     "DEFAULT": "DEFAULT", "INFO": "DEFAULT", "LOG": "DEFAULT", "NOTICE": "DEFAULT",
@@ -94,7 +101,7 @@ def add_ingestion_events(mapped: MappedRequest) -> None:
             )
         raw = raw_span(span, resource, attributes)
         io = span_io(raw)
-        record.ingestion_event = dumps(observation_event(record, raw, io))
+        record.ingestion_event = observation_json(record, raw, io)[1]
         fields = trace_fields(raw, record.parent_span_id is None, io)
         record.trace_fields = dumps(fields) if fields else None
 
@@ -102,23 +109,69 @@ def add_ingestion_events(mapped: MappedRequest) -> None:
 # -- observations ------------------------------------------------------------------------
 
 
+def observation_json(
+    span: SpanRecord, raw: RawSpan, io: tuple[Any, Any] | None = None
+) -> tuple[str, bytes]:
+    """The envelope id and the JSON of `observation_event(span, raw, io)`: written by the
+    compiled writer (`_event_json.c`) where it can write them exactly, else built and
+    encoded here. The same bytes either way."""
+    fields = _observation_fields(span, raw, io)
+    if _event_json is not None:
+        kind, inputs, outputs, level, version, named, generation = fields
+        try:
+            return _event_json.observation(
+                kind, span.trace_id, span.span_id, span.parent_span_id,
+                span.name[:_MAX_NAME], span.start_ns, span.end_ns, level,
+                span.status_message, inputs, outputs, raw.attributes, raw.resource,
+                span.scope_name, span.event_type, version, named, generation or None,
+            )  # fmt: skip
+        except _event_json.Unsupported:
+            pass  # a value it does not write as orjson would: the dictionaries' way
+    event = _observation_event(span, raw, fields)
+    return event["id"], dumps(event)
+
+
 def observation_event(
     span: SpanRecord, raw: RawSpan, io: tuple[Any, Any] | None = None
 ) -> dict[str, Any]:
     """The generation-, event- or span-create of one span (`io`: its `span_io`, if known)."""
+    return _observation_event(span, raw, _observation_fields(span, raw, io))
+
+
+# kind, input, output, level, version, environment, generation fields (None values left out)
+_Fields = tuple[str, Any, Any, str, str | None, str | None, dict[str, Any]]
+
+
+def _observation_fields(span: SpanRecord, raw: RawSpan, io: tuple[Any, Any] | None) -> _Fields:
+    """What an observation event says beyond the span's columns."""
     # most spans have none of the keys that set the type, level or version: one check
     declared_type = declared_level = declared_version = None
     if not _DECLARING_KEYS.isdisjoint(raw.attributes):
         declared_type = raw.first(_TYPE_KEY)
         declared_level = raw.first(_LEVEL_KEY)
         declared_version = raw.first(VERSION_KEYS)
+    generation: dict[str, Any] = {}
     if span.event_type is EventType.LLM_CALL:
         kind = "generation-create"
+        generation = {k: v for k, v in _generation(span, raw).items() if v is not None}
     elif isinstance(declared_type, str) and declared_type.lower() == "event":
         kind = "event-create"
     else:
         kind = "span-create"
     inputs, outputs = io if io is not None else span_io(raw)
+    return (
+        kind,
+        inputs,
+        outputs,
+        _level(span, declared_level),
+        _version(declared_version, raw.resource),
+        environment(span.environment),
+        generation,
+    )
+
+
+def _observation_event(span: SpanRecord, raw: RawSpan, fields: _Fields) -> dict[str, Any]:
+    kind, inputs, outputs, level, version, named, generation = fields
     trace_hex = span.trace_id.hex()
     span_hex = span.span_id.hex()
     ended = iso_from_ns(span.end_ns)  # also the envelope's timestamp
@@ -130,7 +183,7 @@ def observation_event(
     body["startTime"] = iso_from_ns(span.start_ns)
     if kind != "event-create":
         body["endTime"] = ended
-    body["level"] = _level(span, declared_level)
+    body["level"] = level
     if span.status_message:
         body["statusMessage"] = span.status_message
     if inputs is not None:
@@ -143,16 +196,11 @@ def observation_event(
         "scope": {"name": span.scope_name},
         "eventType": span.event_type,  # a StrEnum: JSON has its value
     }
-    version = _version(declared_version, raw.resource)
     if version is not None:
         body["version"] = version
-    named = environment(span.environment)
     if named is not None:
         body["environment"] = named
-    if kind == "generation-create":
-        for key, value in _generation(span, raw).items():
-            if value is not None:
-                body[key] = value
+    body.update(generation)
     return envelope(f"{kind}:{trace_hex}:{span_hex}", kind, ended, body)
 
 
