@@ -69,6 +69,16 @@ typedef struct {
 
 static uint32_t rol(uint32_t value, int bits) { return (value << bits) | (value >> (32 - bits)); }
 
+#define SHA1_ROUND(f, k, i)                                                                \
+    do {                                                                                   \
+        uint32_t t = rol(a, 5) + (f) + e + (k) + w[i];                                     \
+        e = d;                                                                             \
+        d = c;                                                                             \
+        c = rol(b, 30);                                                                    \
+        b = a;                                                                             \
+        a = t;                                                                             \
+    } while (0)
+
 static void sha1_block(Sha1 *s, const uint8_t *p) {
     uint32_t w[80];
     for (int i = 0; i < 16; i++)
@@ -76,28 +86,10 @@ static void sha1_block(Sha1 *s, const uint8_t *p) {
                (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
     for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5A827999;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ED9EBA1;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8F1BBCDC;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xCA62C1D6;
-        }
-        uint32_t t = rol(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol(b, 30);
-        b = a;
-        a = t;
-    }
+    for (int i = 0; i < 20; i++) SHA1_ROUND((b & c) | (~b & d), 0x5A827999, i);
+    for (int i = 20; i < 40; i++) SHA1_ROUND(b ^ c ^ d, 0x6ED9EBA1, i);
+    for (int i = 40; i < 60; i++) SHA1_ROUND((b & c) | (b & d) | (c & d), 0x8F1BBCDC, i);
+    for (int i = 60; i < 80; i++) SHA1_ROUND(b ^ c ^ d, 0xCA62C1D6, i);
     s->h[0] += a;
     s->h[1] += b;
     s->h[2] += c;

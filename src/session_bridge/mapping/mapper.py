@@ -24,7 +24,7 @@ from session_bridge.mapping.events import classify
 from session_bridge.mapping.limits import time_problem, uncounted
 from session_bridge.mapping.providers import normalise_provider
 from session_bridge.model import ClientInfo, EventType, GeoInfo, LlmUsage, SpanRecord
-from session_bridge.otlp.values import COMPILED, SCALAR_MEMBERS, any_value, span_attributes
+from session_bridge.otlp.values import SCALAR_MEMBERS, any_value, collect, span_attributes
 
 _STATUS_ERROR = 2
 _NO_TRACE = bytes(16)
@@ -180,11 +180,12 @@ def map_request(
                     continue
                 otlp_span = span.SerializeToString() if span_bytes is None else span_bytes[position]
                 # every span attribute outranks every resource attribute: a plain dict merge
-                if decode_attributes or COMPILED:
+                if decode_attributes:
                     attributes = span_attributes(span, otlp_span)
                     values = _collect_decoded(attributes)
                 else:
-                    values = _collect(span.attributes)
+                    found = collect(otlp_span, KEY_LOOKUP)  # compiled: reads only those keys
+                    values = _collect(span.attributes) if found is None else found
                 if resource_values:
                     values = {**resource_values, **values}
                 record = _record(

@@ -13,6 +13,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -495,6 +496,90 @@ error:
     return NULL;
 }
 
+/* collect(data, lookup) -> {field: value}: for a span the protobuf library has parsed
+   already, `mapper._collect_decoded(span_attributes(data))` without the attributes the
+   mapping does not read. `lookup` maps an attribute key to (field, rank); of the keys it
+   names, a repeated key's first value counts, and each field gets the value of its
+   best-ranked (lowest) key whose value is neither None nor "". The values of other keys
+   are not decoded. */
+#define MAX_FIELDS 256
+
+static PyObject *collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "collect(data, lookup: dict)");
+        return NULL;
+    }
+    PyObject *lookup = args[1];
+    Py_buffer buffer;
+    if (PyObject_GetBuffer(args[0], &buffer, PyBUF_SIMPLE) < 0) return NULL;
+    Reader r = {buffer.buf, (const uint8_t *)buffer.buf + buffer.len};
+    long ranks[MAX_FIELDS];
+    for (int i = 0; i < MAX_FIELDS; i++) ranks[i] = LONG_MAX;
+    PyObject *values = PyDict_New(), *seen = PySet_New(NULL), *key = NULL, *value = NULL;
+    if (values == NULL || seen == NULL) goto error;
+    while (r.p < r.end) {
+        uint32_t field;
+        int wt, has_value;
+        Reader kv, value_bytes;
+        if (read_tag(&r, &field, &wt) < 0) goto error;
+        if (field != 9) {
+            if (skip_field(&r, wt) < 0) goto error;
+            continue;
+        }
+        if (wt != WT_LEN) {
+            fail("attributes with an unexpected wire type");
+            goto error;
+        }
+        if (read_bytes(&r, &kv) < 0 || key_value(kv, &key, &value_bytes, &has_value) < 0)
+            goto error;
+        PyObject *hit = PyDict_GetItemWithError(lookup, key); /* borrowed */
+        if (hit == NULL) {
+            if (PyErr_Occurred()) goto error;
+            Py_CLEAR(key);
+            continue;
+        }
+        int repeated = PySet_Contains(seen, key);
+        if (repeated < 0 || (!repeated && PySet_Add(seen, key) < 0)) goto error;
+        Py_CLEAR(key);
+        if (repeated) continue; /* the first value counts */
+        if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 2) {
+            PyErr_SetString(PyExc_TypeError, "lookup values are (field, rank)");
+            goto error;
+        }
+        value = has_value ? any_value(value_bytes, 0) : Py_NewRef(Py_None);
+        if (value == NULL) goto error;
+        if (PyFloat_CheckExact(value) && !isfinite(PyFloat_AS_DOUBLE(value)))
+            Py_SETREF(value, PyObject_Str(value)); /* as `attribute_dict` reads it */
+        if (value == NULL) goto error;
+        if (value == Py_None || (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0)) {
+            Py_CLEAR(value);
+            continue;
+        }
+        PyObject *fld = PyTuple_GET_ITEM(hit, 0);
+        long index = PyLong_AsLong(fld), rank = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1));
+        if ((index == -1 || rank == -1) && PyErr_Occurred()) goto error;
+        if (index < 0 || index >= MAX_FIELDS) {
+            PyErr_SetString(PyExc_ValueError, "lookup fields are 0-255");
+            goto error;
+        }
+        if (rank < ranks[index]) {
+            ranks[index] = rank;
+            if (PyDict_SetItem(values, fld, value) < 0) goto error;
+        }
+        Py_CLEAR(value);
+    }
+    PyBuffer_Release(&buffer);
+    Py_DECREF(seen);
+    return values;
+error:
+    PyBuffer_Release(&buffer);
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    Py_XDECREF(seen);
+    Py_XDECREF(values);
+    return NULL;
+}
+
 /* Appends to `out`, as bytes objects, the messages reached from message `m` through the
    repeated message field `fields[0]`, then `fields[1]` inside each of those, and so on
    for `levels` fields. */
@@ -546,6 +631,9 @@ static PyMethodDef methods[] = {
     {"decode_span", decode_span, METH_O,
      "decode_span(data) -> (name, start_time_unix_nano, attributes, events): a serialized "
      "OTLP Span; events as (name, time_unix_nano, attributes)."},
+    {"collect", (PyCFunction)(void (*)(void))collect, METH_FASTCALL,
+     "collect(data, lookup) -> dict: of a parsed span's attributes whose key `lookup` "
+     "names (key -> (field, rank)), each field's best-ranked value that is not None or \"\"."},
     {"span_slices", span_slices, METH_O,
      "span_slices(data) -> list[bytes]: each Span of a serialized ExportTraceServiceRequest, "
      "its bytes as received, in the order the protobuf library lists them."},

@@ -75,6 +75,20 @@ def span_attributes(span: Span, data: bytes) -> dict[str, Any]:
     return attribute_dict(span.attributes)
 
 
+def collect(data: bytes, lookup: dict[str, tuple[int, int]]) -> dict[int, Any] | None:
+    """Of a span the library has parsed already (`data`: its bytes), the attributes whose
+    key `lookup` names (key -> (field, rank)): each field's best-ranked value that is not
+    None or "", a repeated key's first value counting (`mapper._collect_decoded` of its
+    `span_attributes`), in one pass that decodes no other value. None without the
+    compiled decoder, or where it hands the span back (the caller reads the library's)."""
+    if _wire is None:
+        return None
+    try:
+        return _wire.collect(data, lookup)
+    except _wire.Unsupported:
+        return None
+
+
 def span_slices(body: bytes, request: ExportTraceServiceRequest) -> list[bytes] | None:
     """Each span of `request`, parsed from the serialized `body`, as its bytes in `body`:
     what the client sent, where serializing each parsed span again costs ~2 us. None
