@@ -1,10 +1,11 @@
 """Span -> `SpanRecord`: read the attributes named in the alias table, once.
 
 Attribute extraction, not protobuf parsing, dominates per-span cost. With the compiled
-decoder (`otlp.values`) every attribute is decoded from the span's bytes in one call,
-cheaper than reading a few through the protobuf library; without it each attribute is
-looked up by key first and its value decoded only when the key matters and outranks
-what was already found.
+decoder (`otlp.values.collect`) the attributes the alias table names are read from the
+span's bytes in one pass that decodes no other value; without it each attribute is
+looked up by key first, through the protobuf library, and its value decoded only when the
+key matters and outranks what was already found. (A span's ingestion event needs all its
+attributes: with `decode_attributes` they are decoded first, and mapped from.)
 """
 
 from __future__ import annotations
