@@ -8,7 +8,6 @@ import contextlib
 import json
 import math
 import os
-import tracemalloc
 import uuid
 from typing import Any
 
@@ -28,6 +27,7 @@ from session_bridge.mapping.mapper import map_request
 from session_bridge.mapping.payloads import RawSpan, SpanEvent, decode_span, span_io
 from session_bridge.model import EventType, LlmUsage, SpanRecord
 from session_bridge.timefmt import iso_from_ns
+from tests.leaks import bytes_kept
 from tests.test_ingestion_events import CAPTURE_FILES
 from tests.test_instrumentations import CAPTURES, _request
 
@@ -265,12 +265,5 @@ def test_the_writer_keeps_no_memory() -> None:
                 with contextlib.suppress(writer.Unsupported):
                     writer.dumps(value)
 
-    write_all(50)  # warm: caches and free lists filled
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        write_all(2_000)
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = bytes_kept(write_all, warm=50, times=2_000)
     assert grown < 64_000, f"{grown} bytes kept after {2_000 * len(spans)} events"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import tracemalloc
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from session_bridge.mapping import mapper
 from session_bridge.mapping.aliases import ALIASES, KEY_LOOKUP, Field
 from session_bridge.mapping.mapper import map_request
 from session_bridge.otlp import values
+from tests.leaks import bytes_kept
 from tests.test_ingestion_events import CAPTURE_FILES
 from tests.test_instrumentations import CAPTURES, _request
 
@@ -373,14 +373,7 @@ def test_the_compiled_decoder_keeps_no_memory() -> None:
                 with contextlib.suppress(wire.Unsupported):
                     wire.span_slices(_field(1, _field(2, _field(2, data)))[:-2])
 
-    decode_all(100)  # warm: caches and free lists filled
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        decode_all(5_000)
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = bytes_kept(decode_all, warm=100, times=5_000)
     assert grown < 64_000, f"{grown} bytes kept after 100,000 calls"
 
 
