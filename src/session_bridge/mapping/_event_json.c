@@ -4,13 +4,13 @@
    version, environment, input, output and generation fields); this module writes those
    values out: the envelope id (uuid5 of the event's name), the timestamps, the ids in
    hex and the JSON of every value, the bytes `dumps(observation_event(...))` gives.
-   Building that event as dictionaries and encoding them took about half of the export
+   Building that event as dictionaries and encoding them took about a third of the export
    process's CPU per span.
 
-   The JSON is orjson's: the same escapes, integers and floats. Whatever this writer would not write exactly as orjson does (a value of
-   another type, an integer or a time past 64 bits, text that is not valid Unicode, deep
-   nesting) raises `Unsupported`, and the caller builds the event the
-   Python way. The two paths never disagree; tests hold them equal. */
+   The JSON is orjson's: the same escapes, integers and floats. Whatever this writer would
+   not write exactly as orjson does (a value of another type, an integer or a time past 64
+   bits, text that is not valid Unicode, deep nesting) raises `Unsupported`, and the caller
+   builds the event the Python way. The two paths never disagree; tests hold them equal. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -534,7 +534,8 @@ static int write_event(Buffer *b, PyObject *const *args, PyObject **event_id) {
 
 static PyObject *observation(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != N_ARGS) {
-        PyErr_Format(PyExc_TypeError, "observation() takes %d arguments (%zd given)", N_ARGS, nargs);
+        PyErr_Format(PyExc_TypeError, "observation() takes %d arguments (%zd given)", N_ARGS,
+                     nargs);
         return NULL;
     }
     if (!namespace_set) {
@@ -591,7 +592,8 @@ static PyObject *dumps(PyObject *module, PyObject *value) {
     Buffer b = {PyMem_Malloc(256), 0, 256};
     if (b.data == NULL) return PyErr_NoMemory();
     PyObject *result = NULL;
-    if (write_value(&b, value, 0) == 0) result = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len);
+    if (write_value(&b, value, 0) == 0)
+        result = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len);
     PyMem_Free(b.data);
     return result;
 }
@@ -615,7 +617,8 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__event_json(void) {
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
-    Unsupported = PyErr_NewException("session_bridge.mapping._event_json.Unsupported", PyExc_ValueError, NULL);
+    Unsupported = PyErr_NewException("session_bridge.mapping._event_json.Unsupported",
+                                     PyExc_ValueError, NULL);
     if (Unsupported == NULL || PyModule_AddObjectRef(module, "Unsupported", Unsupported) < 0) {
         Py_DECREF(module);
         return NULL;
