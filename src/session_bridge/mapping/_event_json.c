@@ -2,8 +2,9 @@
 
    `mapping.langfuse_events` decides what an observation event holds (its type, level,
    version, environment, input, output and generation fields); this module writes those
-   values out: the envelope id (uuid5 of the event's name), the timestamps, the ids in
-   hex and the JSON of every value, the bytes `dumps(observation_event(...))` gives.
+   values out: the envelope id (uuid5 of the event's name: SHA-1, with the CPU's SHA
+   instructions where it has them), the timestamps, the ids in hex and the JSON of every
+   value, the bytes `dumps(observation_event(...))` gives.
    Building that event as dictionaries and encoding them took about a third of the export
    process's CPU per span.
 
@@ -60,11 +61,15 @@ static int put(Buffer *b, const char *text, size_t size) {
 
 /* -- SHA-1, for the uuid5 envelope ids ------------------------------------------------- */
 
+/* one 64-byte block into the state */
+typedef void (*Compress)(uint32_t h[5], const uint8_t *p);
+
 typedef struct {
     uint32_t h[5];
     uint64_t length;
     uint8_t block[64];
     size_t used;
+    Compress compress;
 } Sha1;
 
 static uint32_t rol(uint32_t value, int bits) { return (value << bits) | (value >> (32 - bits)); }
@@ -79,30 +84,86 @@ static uint32_t rol(uint32_t value, int bits) { return (value << bits) | (value 
         a = t;                                                                             \
     } while (0)
 
-static void sha1_block(Sha1 *s, const uint8_t *p) {
+static void sha1_block_portable(uint32_t h[5], const uint8_t *p) {
     uint32_t w[80];
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
                (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
     for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4];
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
     for (int i = 0; i < 20; i++) SHA1_ROUND((b & c) | (~b & d), 0x5A827999, i);
     for (int i = 20; i < 40; i++) SHA1_ROUND(b ^ c ^ d, 0x6ED9EBA1, i);
     for (int i = 40; i < 60; i++) SHA1_ROUND((b & c) | (b & d) | (c & d), 0x8F1BBCDC, i);
     for (int i = 60; i < 80; i++) SHA1_ROUND(b ^ c ^ d, 0xCA62C1D6, i);
-    s->h[0] += a;
-    s->h[1] += b;
-    s->h[2] += c;
-    s->h[3] += d;
-    s->h[4] += e;
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
 }
 
-static void sha1_init(Sha1 *s) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* The same block with the CPU's SHA instructions (x86-64 since 2016-2017): a tenth of the
+   instructions. Words sit in a vector's lanes highest first; W[t] holds message words
+   4t..4t+3, and each group of four rounds takes e from the a of four rounds before. */
+__attribute__((target("sha,sse4.1"))) static void sha1_block_ni(uint32_t h[5],
+                                                                 const uint8_t *p) {
+    const __m128i reverse = _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
+    __m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0x1B);
+    __m128i e0 = _mm_set_epi32((int)h[4], 0, 0, 0);
+    __m128i abcd_start = abcd, w[4], e, earlier;
+    for (int t = 0; t < 4; t++)
+        w[t] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * t)), reverse);
+#define NEXT_W(t)                                                                         \
+    if ((t) >= 4)                                                                         \
+    w[(t) & 3] = _mm_sha1msg2_epu32(                                                      \
+        _mm_xor_si128(_mm_sha1msg1_epu32(w[(t) & 3], w[((t) + 1) & 3]), w[((t) + 2) & 3]),  \
+        w[((t) + 3) & 3])
+    e = _mm_add_epi32(e0, w[0]);
+    earlier = abcd;
+    abcd = _mm_sha1rnds4_epu32(abcd, e, 0);
+    for (int t = 1; t < 20; t++) {
+        NEXT_W(t);
+        e = _mm_sha1nexte_epu32(earlier, w[t & 3]);
+        earlier = abcd;
+        switch (t / 5) { /* (the round function is an immediate) */
+        case 0: abcd = _mm_sha1rnds4_epu32(abcd, e, 0); break;
+        case 1: abcd = _mm_sha1rnds4_epu32(abcd, e, 1); break;
+        case 2: abcd = _mm_sha1rnds4_epu32(abcd, e, 2); break;
+        default: abcd = _mm_sha1rnds4_epu32(abcd, e, 3); break;
+        }
+    }
+#undef NEXT_W
+    e0 = _mm_sha1nexte_epu32(earlier, e0);
+    abcd = _mm_shuffle_epi32(_mm_add_epi32(abcd, abcd_start), 0x1B);
+    _mm_storeu_si128((__m128i *)h, abcd);
+    h[4] = (uint32_t)_mm_extract_epi32(e0, 3);
+}
+
+static Compress fastest_compress(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
+        return sha1_block_portable;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & bit_SHA))
+        return sha1_block_portable;
+    return sha1_block_ni;
+}
+#else
+static Compress fastest_compress(void) { return sha1_block_portable; }
+#endif
+
+static Compress sha1_block = sha1_block_portable; /* the fastest this CPU runs, at import */
+
+static void sha1_init(Sha1 *s, Compress compress) {
     static const uint32_t start[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476,
                                       0xC3D2E1F0};
     memcpy(s->h, start, sizeof start);
     s->length = 0;
     s->used = 0;
+    s->compress = compress;
 }
 
 static void sha1_update(Sha1 *s, const uint8_t *p, size_t size) {
@@ -114,7 +175,7 @@ static void sha1_update(Sha1 *s, const uint8_t *p, size_t size) {
         p += take;
         size -= take;
         if (s->used == 64) {
-            sha1_block(s, s->block);
+            s->compress(s->h, s->block);
             s->used = 0;
         }
     }
@@ -140,10 +201,11 @@ static void hex_into(char *out, const uint8_t *p, size_t size) {
 }
 
 /* `str(uuid.uuid5(namespace, name))`: 36 characters */
-static void uuid5_into(char *out, const uint8_t *namespace, const char *name, size_t size) {
+static void uuid5_into(char *out, const uint8_t *namespace, const char *name, size_t size,
+                       Compress compress) {
     Sha1 s;
     uint8_t digest[20];
-    sha1_init(&s);
+    sha1_init(&s, compress);
     sha1_update(&s, namespace, 16);
     sha1_update(&s, (const uint8_t *)name, size);
     sha1_final(&s, digest);
@@ -471,7 +533,7 @@ static int write_event(Buffer *b, PyObject *const *args, PyObject **event_id) {
     *p++ = ':';
     hex_into(p, (const uint8_t *)PyBytes_AS_STRING(span_id), (size_t)span_size);
     char id[36];
-    uuid5_into(id, NAMESPACE, name, name_size);
+    uuid5_into(id, NAMESPACE, name, name_size, sha1_block);
     PyMem_Free(name);
     char started[27], ended[27];
     if (iso_into(started, args[A_START_NS]) < 0 || iso_into(ended, args[A_END_NS]) < 0) return -1;
@@ -565,7 +627,7 @@ static PyObject *set_namespace(PyObject *module, PyObject *namespace) {
     Py_RETURN_NONE;
 }
 
-static PyObject *event_id(PyObject *module, PyObject *name) {
+static PyObject *uuid5_with(PyObject *name, Compress compress) {
     if (!namespace_set) {
         PyErr_SetString(PyExc_RuntimeError, "set_namespace() was not called");
         return NULL;
@@ -574,8 +636,20 @@ static PyObject *event_id(PyObject *module, PyObject *name) {
     const char *text = PyUnicode_AsUTF8AndSize(name, &size);
     if (text == NULL) return NULL;
     char id[36];
-    uuid5_into(id, NAMESPACE, text, (size_t)size);
+    uuid5_into(id, NAMESPACE, text, (size_t)size, compress);
     return PyUnicode_FromStringAndSize(id, 36);
+}
+
+static PyObject *event_id(PyObject *module, PyObject *name) {
+    return uuid5_with(name, sha1_block);
+}
+
+static PyObject *event_id_portable(PyObject *module, PyObject *name) {
+    return uuid5_with(name, sha1_block_portable);
+}
+
+static PyObject *sha1_instructions(PyObject *module, PyObject *unused) {
+    return PyBool_FromLong(sha1_block != sha1_block_portable);
 }
 
 static PyObject *iso_from_ns(PyObject *module, PyObject *unix_ns) {
@@ -603,6 +677,10 @@ static PyMethodDef methods[] = {
      "(id, JSON) of an observation event from its decided fields."},
     {"set_namespace", set_namespace, METH_O, "The uuid5 namespace of envelope ids (16 bytes)."},
     {"event_id", event_id, METH_O, "str(uuid.uuid5(namespace, name))."},
+    {"event_id_portable", event_id_portable, METH_O,
+     "event_id without the CPU's SHA instructions (for the tests of both)."},
+    {"sha1_instructions", sha1_instructions, METH_NOARGS,
+     "Whether envelope ids use the CPU's SHA instructions."},
     {"iso_from_ns", iso_from_ns, METH_O, "`timefmt.iso_from_ns`, or Unsupported."},
     {"dumps", dumps, METH_O, "orjson.dumps(value), or Unsupported."},
     {NULL, NULL, 0, NULL},
@@ -615,6 +693,7 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC PyInit__event_json(void) {
+    sha1_block = fastest_compress();
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
     Unsupported = PyErr_NewException("session_bridge.mapping._event_json.Unsupported",
