@@ -147,6 +147,14 @@ def test_event_ids_are_uuid5(name: str) -> None:
         assert writer.event_id_portable(name) == expected
 
 
+def test_event_ids_are_the_same_without_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["", "a", "trace-create:" + "ab" * 16 + ":" + "cd" * 16, "é✓😀", "x" * 200]
+    written = [langfuse_events.event_id(name) for name in names]
+    monkeypatch.setattr(langfuse_events, "_event_json", None)
+    assert [langfuse_events.event_id(name) for name in names] == written
+    assert written == [str(uuid.uuid5(NAMESPACE, name)) for name in names]
+
+
 @given(st.integers(MIN_NS, MAX_NS))
 @example(0)
 @example(-1)

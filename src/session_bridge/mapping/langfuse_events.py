@@ -382,7 +382,10 @@ def _envelope_bytes(event: dict[str, Any], body: bytes) -> bytes:
 def event_id(name: str) -> str:
     """`str(uuid.uuid5(NAMESPACE, name))`, without the `UUID` object (a third of the
     cost of building an event went into it): the SHA-1's first 32 hex digits, the
-    version digit set to 5 and the variant bits of the 17th to 10."""
+    version digit set to 5 and the variant bits of the 17th to 10. The compiled writer's
+    takes a quarter of the time, with the CPU's SHA instructions."""
+    if _event_json is not None:
+        return _event_json.event_id(name)
     x = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
     return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT_DIGIT[x[16]]}{x[17:20]}-{x[20:32]}"
 
