@@ -498,11 +498,12 @@ error:
 
 /* collect(data, lookup) -> {field: value}: for a span the protobuf library has parsed
    already, `mapper._collect_decoded(span_attributes(data))` without the attributes the
-   mapping does not read. `lookup` maps an attribute key to (field, rank); of the keys it
-   names, a repeated key's first value counts, and each field gets the value of its
-   best-ranked (lowest) key whose value is neither None nor "". The values of other keys
-   are not decoded. */
+   mapping does not read. `lookup` maps an attribute key to (field, rank), no two keys to
+   the same pair (as `aliases._build_lookup` makes it); of the keys it names, a repeated
+   key's first value counts, and each field gets the value of its best-ranked (lowest)
+   key whose value is neither None nor "". The values of other keys are not decoded. */
 #define MAX_FIELDS 256
+#define MAX_RANKS 64 /* a bit each in `seen` */
 
 static PyObject *collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyDict_CheckExact(args[1])) {
@@ -513,10 +514,14 @@ static PyObject *collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     Py_buffer buffer;
     if (PyObject_GetBuffer(args[0], &buffer, PyBUF_SIMPLE) < 0) return NULL;
     Reader r = {buffer.buf, (const uint8_t *)buffer.buf + buffer.len};
-    long ranks[MAX_FIELDS];
-    for (int i = 0; i < MAX_FIELDS; i++) ranks[i] = LONG_MAX;
-    PyObject *values = PyDict_New(), *seen = PySet_New(NULL), *key = NULL, *value = NULL;
-    if (values == NULL || seen == NULL) goto error;
+    long best[MAX_FIELDS];       /* per field, the rank of the value kept */
+    uint64_t seen[MAX_FIELDS];   /* per field, the ranks (keys) met so far */
+    for (int i = 0; i < MAX_FIELDS; i++) {
+        best[i] = MAX_RANKS;
+        seen[i] = 0;
+    }
+    PyObject *values = PyDict_New(), *key = NULL, *value = NULL;
+    if (values == NULL) goto error;
     while (r.p < r.end) {
         uint32_t field;
         int wt, has_value;
@@ -533,49 +538,44 @@ static PyObject *collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         if (read_bytes(&r, &kv) < 0 || key_value(kv, &key, &value_bytes, &has_value) < 0)
             goto error;
         PyObject *hit = PyDict_GetItemWithError(lookup, key); /* borrowed */
+        Py_CLEAR(key);
         if (hit == NULL) {
             if (PyErr_Occurred()) goto error;
-            Py_CLEAR(key);
             continue;
         }
-        int repeated = PySet_Contains(seen, key);
-        if (repeated < 0 || (!repeated && PySet_Add(seen, key) < 0)) goto error;
-        Py_CLEAR(key);
-        if (repeated) continue; /* the first value counts */
         if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 2) {
             PyErr_SetString(PyExc_TypeError, "lookup values are (field, rank)");
             goto error;
         }
+        PyObject *fld = PyTuple_GET_ITEM(hit, 0);
+        long index = PyLong_AsLong(fld), rank = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1));
+        if ((index == -1 || rank == -1) && PyErr_Occurred()) goto error;
+        if (index < 0 || index >= MAX_FIELDS || rank < 0 || rank >= MAX_RANKS) {
+            PyErr_SetString(PyExc_ValueError, "lookup fields are 0-255, ranks 0-63");
+            goto error;
+        }
+        uint64_t bit = (uint64_t)1 << rank;
+        if (seen[index] & bit) continue; /* a repeated key: the first value counts */
+        seen[index] |= bit;
         value = has_value ? any_value(value_bytes, 0) : Py_NewRef(Py_None);
         if (value == NULL) goto error;
         if (PyFloat_CheckExact(value) && !isfinite(PyFloat_AS_DOUBLE(value)))
             Py_SETREF(value, PyObject_Str(value)); /* as `attribute_dict` reads it */
         if (value == NULL) goto error;
-        if (value == Py_None || (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0)) {
-            Py_CLEAR(value);
-            continue;
-        }
-        PyObject *fld = PyTuple_GET_ITEM(hit, 0);
-        long index = PyLong_AsLong(fld), rank = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1));
-        if ((index == -1 || rank == -1) && PyErr_Occurred()) goto error;
-        if (index < 0 || index >= MAX_FIELDS) {
-            PyErr_SetString(PyExc_ValueError, "lookup fields are 0-255");
-            goto error;
-        }
-        if (rank < ranks[index]) {
-            ranks[index] = rank;
+        int empty = value == Py_None ||
+                    (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0);
+        if (!empty && rank < best[index]) {
+            best[index] = rank;
             if (PyDict_SetItem(values, fld, value) < 0) goto error;
         }
         Py_CLEAR(value);
     }
     PyBuffer_Release(&buffer);
-    Py_DECREF(seen);
     return values;
 error:
     PyBuffer_Release(&buffer);
     Py_XDECREF(key);
     Py_XDECREF(value);
-    Py_XDECREF(seen);
     Py_XDECREF(values);
     return NULL;
 }
