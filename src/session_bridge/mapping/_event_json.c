@@ -441,11 +441,11 @@ static int write_float(Buffer *b, PyObject *value) {
 
 static int write_value(Buffer *b, PyObject *value, int depth);
 
-static int write_object(Buffer *b, PyObject *dict, int depth) {
+/* a dict's `"key":value` pairs, comma-separated, and a comma before the first unless
+   `first` (an object's own, or members added to one already begun) */
+static int write_members(Buffer *b, PyObject *dict, int depth, int first) {
     PyObject *key, *value;
     Py_ssize_t position = 0;
-    if (PUT_LITERAL(b, "{") < 0) return -1;
-    int first = 1;
     while (PyDict_Next(dict, &position, &key, &value)) {
         if (!PyUnicode_CheckExact(key)) return unsupported("a key that is not text");
         if (!first && PUT_LITERAL(b, ",") < 0) return -1;
@@ -453,6 +453,11 @@ static int write_object(Buffer *b, PyObject *dict, int depth) {
         if (write_text(b, key) < 0 || PUT_LITERAL(b, ":") < 0) return -1;
         if (write_value(b, value, depth + 1) < 0) return -1;
     }
+    return 0;
+}
+
+static int write_object(Buffer *b, PyObject *dict, int depth) {
+    if (PUT_LITERAL(b, "{") < 0 || write_members(b, dict, depth, 1) < 0) return -1;
     return PUT_LITERAL(b, "}");
 }
 
@@ -578,16 +583,9 @@ static int write_event(Buffer *b, PyObject *const *args, PyObject **event_id) {
     if (environment != Py_None && put_field_text(b, ",\"environment\":", environment) < 0)
         return -1;
     PyObject *extra = args[A_EXTRA];
-    if (extra != Py_None) {
+    if (extra != Py_None) { /* the body's own members, after those above */
         if (!PyDict_CheckExact(extra)) return unsupported("generation fields that are not a dict");
-        PyObject *key, *value;
-        Py_ssize_t position = 0;
-        while (PyDict_Next(extra, &position, &key, &value)) {
-            if (!PyUnicode_CheckExact(key)) return unsupported("a key that is not text");
-            if (PUT_LITERAL(b, ",") < 0 || write_text(b, key) < 0 || PUT_LITERAL(b, ":") < 0)
-                return -1;
-            if (write_value(b, value, 2) < 0) return -1;
-        }
+        if (write_members(b, extra, 1, 0) < 0) return -1;
     }
     if (PUT_LITERAL(b, "}}") < 0) return -1;
     *event_id = PyUnicode_FromStringAndSize(id, 36);
